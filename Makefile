@@ -1,0 +1,49 @@
+# One-command set-up and tasks. Every target creates .venv and installs the project when needed;
+# the install is skipped while pyproject.toml and constraints.txt are unchanged (content hash).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup system-deps test test-fast render bench lint clean
+
+setup: $(STAMP) system-deps
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+# open3d needs libusb-1.0; install it from Debian when missing and we are root.
+system-deps:
+	@if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian package libusb-1.0-0"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }; \
+	  else \
+	    echo "warning: libusb-1.0-0 is missing and we are not root: open3d will not import (apt-get install libusb-1.0-0)" >&2; \
+	  fi; \
+	fi
+
+test: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+test-fast: setup
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -x -m "not slow"
+
+render: setup
+	$(PY) -m kernels.bench --quick
+
+bench: setup
+	$(PY) -m kernels.bench --device cpu
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,141 @@
+"""kernels.attention: one entry point for every attention kind, with argument checks and dispatch."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .registry import KIND_TABLE
+
+KINDS: tuple[str, ...] = tuple(KIND_TABLE)
+BACKENDS: tuple[str, ...] = ("auto", "reference", "triton")
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kind: str,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    backend: str = "auto",
+    **options: Any,
+) -> Tensor:
+    """Attention of kind `kind` (one of KINDS): q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv] -> [B,H,Nq,Dv].
+
+    Formulas and options: REFERENCES.md §1. fp16/bf16 inputs are computed in fp32 and the result is
+    returned in q's dtype. `backend`: "reference" (plain PyTorch, any device, autograd), "triton"
+    (fused kernels) or "auto" (the fastest correct path for the device). Bad arguments raise
+    ValueError or TypeError naming the argument, what was given and what is expected.
+    """
+    spec = _check_kind(kind)
+    _check_backend(backend)
+    _check_tensors(q, k, v)
+    nq, nk, d = q.shape[-2], k.shape[-2], q.shape[-1]
+    if not isinstance(causal, bool):
+        raise TypeError(f"causal: expected a bool, got {causal!r} ({type(causal).__name__})")
+    if causal and not spec.causal:
+        causal_kinds = tuple(name for name, s in KIND_TABLE.items() if s.causal)
+        raise ValueError(f"causal: kind {kind!r} has no causal form; causal=True needs one of {causal_kinds}")
+    if causal and nq != nk:
+        raise ValueError(f"causal: needs Nq == Nk (q and k index the same positions), got Nq={nq}, Nk={nk}")
+    if nq != nk and not spec.cross:
+        raise ValueError(f"k: kind {kind!r} needs Nq == Nk (blocks pair queries with keys), got Nq={nq}, Nk={nk}")
+    resolved = _resolve_options(kind, spec, q, k, options)
+    if spec.scale:
+        resolved["scale"] = d**-0.5 if scale is None else _check_scale(scale)
+    elif scale is not None:
+        raise TypeError(f"scale: kind {kind!r} takes no scale (it has none in its formula), got {scale!r}")
+
+    if backend == "triton":
+        raise NotImplementedError("backend 'triton': the fused kernels are not built yet; use 'reference' or 'auto'")
+    if kind == "softmax" and backend == "auto":
+        # SDPA picks the fused kernel for the device and accumulates low precision in fp32 itself.
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=resolved["scale"])
+    return _run_reference(spec, q, k, v, causal, resolved)
+
+
+def _run_reference(spec, q: Tensor, k: Tensor, v: Tensor, causal: bool, resolved: dict[str, Any]) -> Tensor:
+    compute = torch.float32 if q.dtype in _LOW_PRECISION else q.dtype
+    q32, k32, v32 = (t.to(compute) for t in (q, k, v))
+    resolved = {name: _to_dtype(value, compute) for name, value in resolved.items()}
+    if spec.causal:
+        resolved["causal"] = causal
+    return spec.reference(q32, k32, v32, **resolved).to(q.dtype)
+
+
+def _to_dtype(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, Tensor):
+        return value.to(dtype)
+    if isinstance(value, tuple):
+        return tuple(_to_dtype(v, dtype) for v in value)
+    return value
+
+
+def _check_kind(kind: object):
+    if not isinstance(kind, str) or kind not in KIND_TABLE:
+        raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+    return KIND_TABLE[kind]
+
+
+def _check_backend(backend: object) -> None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+
+
+def _check_tensors(q: object, k: object, v: object) -> None:
+    named = {"q": q, "k": k, "v": v}
+    for name, t in named.items():
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
+        if not t.is_floating_point():
+            raise TypeError(f"{name}: expected a floating-point tensor (float16, bfloat16, float32, float64), got {t.dtype}")
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor [B, H, N, D], got shape {tuple(t.shape)}")
+        if 0 in t.shape:
+            raise ValueError(f"{name}: expected every dimension >= 1, got shape {tuple(t.shape)}")
+    for name in ("k", "v"):
+        t = named[name]
+        if t.dtype != q.dtype:
+            raise TypeError(f"{name}: expected dtype {q.dtype} like q, got {t.dtype}")
+        if t.device != q.device:
+            raise ValueError(f"{name}: expected a tensor on {q.device} like q, got one on {t.device}")
+        if t.shape[0] != q.shape[0]:
+            raise ValueError(f"{name}: expected batch size {q.shape[0]} like q, got {t.shape[0]} (shape {tuple(t.shape)})")
+        if t.shape[1] != q.shape[1]:
+            raise ValueError(f"{name}: expected {q.shape[1]} heads like q, got {t.shape[1]} (shape {tuple(t.shape)})")
+    if k.shape[-1] != q.shape[-1]:
+        raise ValueError(f"k: expected head dim {q.shape[-1]} like q, got {k.shape[-1]} (shape {tuple(k.shape)})")
+    if v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"v: expected {k.shape[-2]} tokens like k, got {v.shape[-2]} (shape {tuple(v.shape)})")
+
+
+def _check_scale(scale: object) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"scale: expected a real number or None, got {scale!r} ({type(scale).__name__})")
+    if not math.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale: expected a finite number > 0, got {scale}")
+    return float(scale)
+
+
+def _resolve_options(kind: str, spec, q: Tensor, k: Tensor, given: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(given) - set(spec.options))
+    if unknown:
+        takes = tuple(spec.options) + (("scale",) if spec.scale else ())
+        raise TypeError(f"{unknown[0]}: kind {kind!r} does not take this option; it takes {takes or 'none'}")
+    resolved = {}
+    for name, option in spec.options.items():
+        value = given.get(name, option.default)
+        resolved[name] = value if value is None else option.check(value, q, k)
+    if kind == "sigmoid" and resolved["bias"] is None:
+        resolved["bias"] = -math.log(k.shape[-2])
+    if kind == "soft" and resolved["landmarks"] is not None and "num_landmarks" in given:
+        raise ValueError("num_landmarks: give num_landmarks or landmarks, not both")
+    return resolved

@@ -1,0 +1,1 @@
+"""Attention operators, one folder per kind (reference beside the fused kernels)."""

@@ -1,0 +1,1 @@
+"""The lightning attention kind: plain-PyTorch reference."""

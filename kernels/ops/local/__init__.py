@@ -1,0 +1,1 @@
+"""The local attention kind: plain-PyTorch reference."""

@@ -1,0 +1,1 @@
+"""The mala attention kind: plain-PyTorch reference."""

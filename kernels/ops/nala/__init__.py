@@ -1,0 +1,1 @@
+"""The nala attention kind: plain-PyTorch reference."""

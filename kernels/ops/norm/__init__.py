@@ -1,0 +1,1 @@
+"""The norm attention kind: plain-PyTorch reference."""

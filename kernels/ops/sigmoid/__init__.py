@@ -1,0 +1,1 @@
+"""The sigmoid attention kind: plain-PyTorch reference."""

@@ -1,0 +1,1 @@
+"""The soft attention kind: plain-PyTorch reference."""

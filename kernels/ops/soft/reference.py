@@ -1,0 +1,44 @@
+"""SOFT: softmax-free attention with a Gaussian kernel and a Nyström low-rank approximation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
+    """G(a, b) = exp(−‖a−b‖²/2) for every pair of rows; the squared distance is summed from
+    differences (torch.cdist's direct mode), not ‖a‖²+‖b‖²−2a·b, which cancels badly."""
+    dist = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
+    return torch.exp(-0.5 * dist.square())
+
+
+def segment_means(k: Tensor, num_landmarks: int) -> Tensor:
+    """Landmark l_m = mean of the m-th of num_landmarks contiguous segments of K (tensor_split order).
+    With fewer keys than landmarks every key is its own landmark."""
+    m = min(num_landmarks, k.shape[-2])
+    return torch.stack([seg.mean(dim=-2) for seg in k.tensor_split(m, dim=-2)], dim=-2)
+
+
+def newton_schulz_pinv(mat: Tensor, iters: int) -> Tensor:
+    """Pseudo-inverse by Newton–Schulz: X₀ = Aᵀ/(‖A‖₁‖A‖∞) per matrix, X ← X(2I − AX)."""
+    norm_1 = mat.abs().sum(dim=-2).amax(dim=-1)
+    norm_inf = mat.abs().sum(dim=-1).amax(dim=-1)
+    x = mat.transpose(-1, -2) / (norm_1 * norm_inf)[..., None, None]
+    two_eye = 2.0 * torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device)
+    for _ in range(iters):
+        x = x @ (two_eye - mat @ x)
+    return x
+
+
+def soft_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, num_landmarks: int, newton_iters: int, landmarks: Tensor | None
+) -> Tensor:
+    """O = G(Q,L)·pinv(G(L,L))·(G(K,L)ᵀV); memory grows as N·m, never Nq×Nk."""
+    if landmarks is None:
+        landmarks = segment_means(k, num_landmarks)
+    else:
+        landmarks = landmarks.expand(*k.shape[:2], *landmarks.shape[-2:])
+    a_q, a_k = gaussian_kernel(q, landmarks), gaussian_kernel(k, landmarks)
+    inverse = newton_schulz_pinv(gaussian_kernel(landmarks, landmarks), newton_iters)
+    return a_q @ (inverse @ (a_k.transpose(-1, -2) @ v))

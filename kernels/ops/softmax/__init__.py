@@ -1,0 +1,1 @@
+"""The softmax attention kind: plain-PyTorch reference."""
