@@ -96,7 +96,9 @@ def _check_tensors(q: object, k: object, v: object) -> None:
         if not isinstance(t, Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
-            raise TypeError(f"{name}: expected a floating-point tensor (float16, bfloat16, float32, float64), got {t.dtype}")
+            raise TypeError(
+                f"{name}: expected a floating-point tensor (float16, bfloat16, float32, float64), got {t.dtype}"
+            )
         if t.dim() != 4:
             raise ValueError(f"{name}: expected a 4-D tensor [B, H, N, D], got shape {tuple(t.shape)}")
         if 0 in t.shape:
@@ -108,7 +110,9 @@ def _check_tensors(q: object, k: object, v: object) -> None:
         if t.device != q.device:
             raise ValueError(f"{name}: expected a tensor on {q.device} like q, got one on {t.device}")
         if t.shape[0] != q.shape[0]:
-            raise ValueError(f"{name}: expected batch size {q.shape[0]} like q, got {t.shape[0]} (shape {tuple(t.shape)})")
+            raise ValueError(
+                f"{name}: expected batch size {q.shape[0]} like q, got {t.shape[0]} (shape {tuple(t.shape)})"
+            )
         if t.shape[1] != q.shape[1]:
             raise ValueError(f"{name}: expected {q.shape[1]} heads like q, got {t.shape[1]} (shape {tuple(t.shape)})")
     if k.shape[-1] != q.shape[-1]:

@@ -74,7 +74,9 @@ def rope(value: object, q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
         except RuntimeError:
             ok = False
         if not ok:
-            raise ValueError(f"{name}: expected a shape broadcastable to [B, H, N, D] = {[B, H, N, D]}, got {list(t.shape)}")
+            raise ValueError(
+                f"{name}: expected a shape broadcastable to [B, H, N, D] = {[B, H, N, D]}, got {list(t.shape)}"
+            )
     return sin, cos
 
 
@@ -99,6 +101,13 @@ def landmarks(value: object, q: Tensor, k: Tensor) -> Tensor | None:
         return None
     t = _float_tensor("landmarks", value, q)
     B, H, _, D = k.shape
-    if t.dim() != 4 or t.shape[-1] != D or t.shape[-2] < 1 or any(s not in (1, full) for s, full in zip(t.shape[:2], (B, H))):
-        raise ValueError(f"landmarks: expected a tensor of shape [B, H, m, D] = [{B}, {H}, m, {D}] (m >= 1), got {list(t.shape)}")
+    if (
+        t.dim() != 4
+        or t.shape[-1] != D
+        or t.shape[-2] < 1
+        or any(s not in (1, full) for s, full in zip(t.shape[:2], (B, H), strict=True))
+    ):
+        raise ValueError(
+            f"landmarks: expected a tensor of shape [B, H, m, D] = [{B}, {H}, m, {D}] (m >= 1), got {list(t.shape)}"
+        )
     return t

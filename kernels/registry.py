@@ -37,19 +37,41 @@ ROPE = Option(None, opt.rope)
 
 KIND_TABLE: dict[str, Kind] = {
     "softmax": Kind(softmax_attention, causal=True, cross=True, scale=True),
-    "sigmoid": Kind(sigmoid_attention, causal=True, cross=True, scale=True,
-                    options={"bias": Option(None, opt.real("bias"))}),
+    "sigmoid": Kind(
+        sigmoid_attention, causal=True, cross=True, scale=True, options={"bias": Option(None, opt.real("bias"))}
+    ),
     "nala": Kind(nala_attention, causal=False, cross=True, scale=False, options={"rope": ROPE}),
     "mala": Kind(mala_attention, causal=False, cross=True, scale=True, options={"rope": ROPE}),
-    "norm": Kind(norm_attention, causal=True, cross=True, scale=False,
-                 options={"feature_map": Option("elu1", opt.choice("feature_map", tuple(FEATURE_MAPS))),
-                          "chunk_size": CHUNK}),
-    "lightning": Kind(lightning_attention, causal=True, cross=True, scale=False,
-                      options={"slopes": Option(None, opt.slopes), "chunk_size": CHUNK}),
-    "soft": Kind(soft_attention, causal=False, cross=True, scale=False,
-                 options={"num_landmarks": Option(49, opt.integer("num_landmarks", 1)),
-                          "newton_iters": Option(20, opt.integer("newton_iters", 0)),
-                          "landmarks": Option(None, opt.landmarks)}),
-    "local": Kind(local_attention, causal=True, cross=False, scale=True,
-                  options={"block_size": Option(64, opt.integer("block_size", 1))}),
+    "norm": Kind(
+        norm_attention,
+        causal=True,
+        cross=True,
+        scale=False,
+        options={"feature_map": Option("elu1", opt.choice("feature_map", tuple(FEATURE_MAPS))), "chunk_size": CHUNK},
+    ),
+    "lightning": Kind(
+        lightning_attention,
+        causal=True,
+        cross=True,
+        scale=False,
+        options={"slopes": Option(None, opt.slopes), "chunk_size": CHUNK},
+    ),
+    "soft": Kind(
+        soft_attention,
+        causal=False,
+        cross=True,
+        scale=False,
+        options={
+            "num_landmarks": Option(49, opt.integer("num_landmarks", 1)),
+            "newton_iters": Option(20, opt.integer("newton_iters", 0)),
+            "landmarks": Option(None, opt.landmarks),
+        },
+    ),
+    "local": Kind(
+        local_attention,
+        causal=True,
+        cross=False,
+        scale=True,
+        options={"block_size": Option(64, opt.integer("block_size", 1))},
+    ),
 }

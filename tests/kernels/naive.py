@@ -92,7 +92,9 @@ def lightning(q, k, v, *, causal=False, slopes=None):
         if math.log2(H).is_integer():
             slopes = torch.tensor([2 ** (-8 * (h + 1) / H) for h in range(H)], dtype=q.dtype)
         else:  # ALiBi's interleaving, worked by hand
-            slopes = torch.tensor({3: [2**-4, 2**-8, 2**-2], 6: [2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]}[H], dtype=q.dtype)
+            slopes = torch.tensor(
+                {3: [2**-4, 2**-8, 2**-2], 6: [2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3]}[H], dtype=q.dtype
+            )
     t = torch.arange(q.shape[-2], dtype=q.dtype)[:, None]
     s = torch.arange(k.shape[-2], dtype=q.dtype)[None, :]
     decay = torch.exp(-slopes.view(H, 1, 1) * (t - s).abs())
@@ -112,7 +114,7 @@ def segment_landmarks(k, m):
     m = min(m, n)
     sizes = [n // m + (1 if i < n % m else 0) for i in range(m)]
     starts = [sum(sizes[:i]) for i in range(m)]
-    return torch.stack([k[..., a : a + size, :].mean(-2) for a, size in zip(starts, sizes)], -2)
+    return torch.stack([k[..., a : a + size, :].mean(-2) for a, size in zip(starts, sizes, strict=True)], -2)
 
 
 def newton_schulz(a, iters):
@@ -144,6 +146,12 @@ def local(q, k, v, *, causal=False, scale=None, block_size=64):
 
 
 NAIVE = {
-    "softmax": softmax, "sigmoid": sigmoid, "nala": nala, "mala": mala,
-    "norm": norm, "lightning": lightning, "soft": soft, "local": local,
+    "softmax": softmax,
+    "sigmoid": sigmoid,
+    "nala": nala,
+    "mala": mala,
+    "norm": norm,
+    "lightning": lightning,
+    "soft": soft,
+    "local": local,
 }

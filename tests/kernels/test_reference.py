@@ -32,7 +32,9 @@ CROSS_KINDS = tuple(k for k in kernels.KINDS if k != "local")
 def check(kind, shape, *, causal=False, tol=1e-10, naive_options=None, **options):
     q, k, v = make_qkv(kind, *shape)
     out = kernels.attention(q, k, v, kind, causal=causal, backend="reference", **options)
-    ref = naive.NAIVE[kind](q, k, v, **({"causal": causal} if causal else {}), **(options if naive_options is None else naive_options))
+    ref = naive.NAIVE[kind](
+        q, k, v, **({"causal": causal} if causal else {}), **(options if naive_options is None else naive_options)
+    )
     assert out.shape == ref.shape and out.dtype == torch.float64
     assert naive.rel_rms(ref, out) < tol, (kind, shape, naive.rel_rms(ref, out))
     # fp32 inputs: fp32 arithmetic stays close to the float64 truth.
@@ -106,8 +108,14 @@ def test_rope_broadcasts_per_head():
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("chunk_size", [1, 5, 64, 500])
 def test_norm_options(feature_map, causal, chunk_size):
-    check("norm", (2, 2, 197, 197, 16, 24), causal=causal, feature_map=feature_map, chunk_size=chunk_size,
-          naive_options={"feature_map": feature_map})
+    check(
+        "norm",
+        (2, 2, 197, 197, 16, 24),
+        causal=causal,
+        feature_map=feature_map,
+        chunk_size=chunk_size,
+        naive_options={"feature_map": feature_map},
+    )
 
 
 @pytest.mark.parametrize("causal", [False, True])

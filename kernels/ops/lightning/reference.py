@@ -40,6 +40,6 @@ def lightning_attention(
         q = F.pad(q, (0, 0, 0, n - nq))
         k, v = F.pad(k, (0, 0, 0, n - nk)), F.pad(v, (0, 0, 0, n - nk))
     forward = chunked_decay_causal(q, k, v, slopes, chunk_size)
-    flip = (lambda t: t.flip(-2))
-    backward = flip(chunked_decay_causal(flip(q), flip(k), flip(v), slopes, chunk_size, strict=True))
+    q_rev, k_rev, v_rev = (t.flip(-2) for t in (q, k, v))
+    backward = chunked_decay_causal(q_rev, k_rev, v_rev, slopes, chunk_size, strict=True).flip(-2)
     return (forward + backward)[:, :, :nq]

@@ -9,9 +9,7 @@ from ..shared import apply_rope, elu1
 EPS = 1e-6
 
 
-def mala_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, scale: float, rope: tuple[Tensor, Tensor] | None
-) -> Tensor:
+def mala_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float, rope: tuple[Tensor, Tensor] | None) -> Tensor:
     """O_i = (1 + 1/(z_i + 1e-6))·(s/Nk)·φ(q_i)ᵀΣ_j φ(k_j)v_jᵀ − z_i·mean_j v_j, z_i = s·φ(q_i)·mean_j φ(k_j).
 
     The implied weights sum to one per query and may be negative. RoPE rotates φ(q), φ(k) in the

@@ -10,9 +10,7 @@ from ..shared import chunked_decay_causal, elu1, simple_rms_norm
 FEATURE_MAPS = {"elu1": elu1, "relu": torch.relu}
 
 
-def norm_attention(
-    q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map: str, chunk_size: int
-) -> Tensor:
+def norm_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map: str, chunk_size: int) -> Tensor:
     """Non-causal: the D×Dv state φ(K)ᵀV. Causal: chunked (intra-chunk mask + running state)."""
     phi = FEATURE_MAPS[feature_map]
     phi_q, phi_k = phi(q), phi(k)
