@@ -4,6 +4,6 @@ kernels.attention(q, k, v, kind, *, causal=False, scale=None, backend="auto", **
 kernels.KINDS
 """
 
-from .api import BACKENDS, KINDS, attention
+from .api import BACKENDS, KINDS, Plan, attention, explain
 
-__all__ = ["BACKENDS", "KINDS", "attention"]
+__all__ = ["BACKENDS", "KINDS", "Plan", "attention", "explain"]

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import math
 import numbers
+import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -15,6 +19,19 @@ from .registry import KIND_TABLE
 KINDS: tuple[str, ...] = tuple(KIND_TABLE)
 BACKENDS: tuple[str, ...] = ("auto", "reference", "triton")
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
+_TRITON_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+MAX_TRITON_DIM = 128
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which path kernels.attention takes for a call, and why."""
+
+    path: str  # "sdpa", "triton" or "reference"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.reason}"
 
 
 def attention(
@@ -30,11 +47,42 @@ def attention(
 ) -> Tensor:
     """Attention of kind `kind` (one of KINDS): q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv] -> [B,H,Nq,Dv].
 
-    Formulas and options: REFERENCES.md §1. fp16/bf16 inputs are computed in fp32 and the result is
-    returned in q's dtype. `backend`: "reference" (plain PyTorch, any device, autograd), "triton"
-    (fused kernels) or "auto" (the fastest correct path for the device). Bad arguments raise
-    ValueError or TypeError naming the argument, what was given and what is expected.
+    Formulas and options: REFERENCES.md §1. fp16/bf16 inputs are computed with fp32 accumulation and
+    the result is returned in q's dtype. `backend`: "reference" (plain PyTorch, any device, autograd),
+    "triton" (fused forward and backward kernels; CUDA, or CPU under TRITON_INTERPRET=1) or "auto"
+    (the fastest correct path for the device; `explain` says which). Bad arguments raise ValueError or
+    TypeError naming the argument, what was given and what is expected.
     """
+    spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
+    plan = _plan(spec, kind, q, v, backend, resolved)
+    if plan.path == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=resolved["scale"])
+    if spec.causal:
+        resolved["causal"] = causal
+    if plan.path == "triton":
+        module, function = spec.triton.split(":")
+        fused = getattr(importlib.import_module(f"kernels.ops.{module}"), function)
+        return fused(q, k, v, **resolved)
+    return _run_reference(spec, q, k, v, resolved)
+
+
+def explain(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    kind: str,
+    *,
+    causal: bool = False,
+    scale: float | None = None,
+    backend: str = "auto",
+    **options: Any,
+) -> Plan:
+    """The path `attention` would take for these arguments (same checks, nothing computed)."""
+    spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
+    return _plan(spec, kind, q, v, backend, resolved)
+
+
+def _validate(q, k, v, kind, causal, scale, backend, options):
     spec = _check_kind(kind)
     _check_backend(backend)
     _check_tensors(q, k, v)
@@ -53,21 +101,58 @@ def attention(
         resolved["scale"] = d**-0.5 if scale is None else _check_scale(scale)
     elif scale is not None:
         raise TypeError(f"scale: kind {kind!r} takes no scale (it has none in its formula), got {scale!r}")
+    return spec, resolved
 
+
+def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[str, Any]) -> Plan:
+    if backend == "reference":
+        return Plan("reference", "backend='reference' was requested")
+    blocker = _triton_blocker(spec, kind, q, v, resolved)
     if backend == "triton":
-        raise NotImplementedError("backend 'triton': the fused kernels are not built yet; use 'reference' or 'auto'")
-    if kind == "softmax" and backend == "auto":
-        # SDPA picks the fused kernel for the device and accumulates low precision in fp32 itself.
-        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=resolved["scale"])
-    return _run_reference(spec, q, k, v, causal, resolved)
+        if blocker:
+            raise ValueError(f"backend: 'triton' cannot run this call: {blocker}")
+        return Plan("triton", "backend='triton' was requested")
+    if kind == "softmax":
+        return Plan("sdpa", "softmax on 'auto' uses torch SDPA (FlashAttention/cuDNN/memory-efficient kernels)")
+    if _device_type(q) != "cuda":
+        return Plan("reference", f"tensors on {q.device}: the fused kernels run on CUDA (the interpreter is for tests)")
+    if blocker:
+        return Plan("reference", blocker)
+    return Plan("triton", "fused Triton kernel on CUDA")
 
 
-def _run_reference(spec, q: Tensor, k: Tensor, v: Tensor, causal: bool, resolved: dict[str, Any]) -> Tensor:
+def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, Any]) -> str | None:
+    """Why the fused path cannot run this call, or None when it can."""
+    if spec.triton is None:
+        return f"kind {kind!r} has no fused Triton kernel yet"
+    if _device_type(q) != "cuda" and not (_device_type(q) == "cpu" and _interpreting()):
+        return f"tensors on {q.device}: Triton runs on CUDA, or on the CPU under TRITON_INTERPRET=1"
+    if importlib.util.find_spec("triton") is None:
+        return "the triton package is not installed"
+    if q.dtype not in _TRITON_DTYPES:
+        return f"dtype {q.dtype}: the kernels take {_TRITON_DTYPES}"
+    if max(q.shape[-1], v.shape[-1]) > MAX_TRITON_DIM:
+        return f"head dims D={q.shape[-1]}, Dv={v.shape[-1]}: the kernels take at most {MAX_TRITON_DIM}"
+    for name in ("slopes", "rope"):
+        value = resolved.get(name)
+        tensors = value if isinstance(value, tuple) else (value,)
+        if any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
+            return f"{name} requires grad: the fused kernels differentiate q, k and v (and landmarks) only"
+    return None
+
+
+def _device_type(t: Tensor) -> str:
+    return t.device.type
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def _run_reference(spec, q: Tensor, k: Tensor, v: Tensor, resolved: dict[str, Any]) -> Tensor:
     compute = torch.float32 if q.dtype in _LOW_PRECISION else q.dtype
     q32, k32, v32 = (t.to(compute) for t in (q, k, v))
     resolved = {name: _to_dtype(value, compute) for name, value in resolved.items()}
-    if spec.causal:
-        resolved["causal"] = causal
     return spec.reference(q32, k32, v32, **resolved).to(q.dtype)
 
 

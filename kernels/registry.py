@@ -30,15 +30,21 @@ class Kind:
     cross: bool  # allows Nq != Nk (non-causal)
     scale: bool  # takes `scale` (default D^-1/2)
     options: Mapping[str, Option] = field(default_factory=dict)
+    triton: str | None = None  # "module:function" of the fused path, imported on first use
 
 
 CHUNK = Option(64, opt.integer("chunk_size", 1))
 ROPE = Option(None, opt.rope)
 
 KIND_TABLE: dict[str, Kind] = {
-    "softmax": Kind(softmax_attention, causal=True, cross=True, scale=True),
+    "softmax": Kind(softmax_attention, causal=True, cross=True, scale=True, triton="flash_triton:softmax_attention"),
     "sigmoid": Kind(
-        sigmoid_attention, causal=True, cross=True, scale=True, options={"bias": Option(None, opt.real("bias"))}
+        sigmoid_attention,
+        causal=True,
+        cross=True,
+        scale=True,
+        options={"bias": Option(None, opt.real("bias"))},
+        triton="flash_triton:sigmoid_attention",
     ),
     "nala": Kind(nala_attention, causal=False, cross=True, scale=False, options={"rope": ROPE}),
     "mala": Kind(mala_attention, causal=False, cross=True, scale=True, options={"rope": ROPE}),
@@ -73,5 +79,6 @@ KIND_TABLE: dict[str, Kind] = {
         cross=False,
         scale=True,
         options={"block_size": Option(64, opt.integer("block_size", 1))},
+        triton="flash_triton:local_attention",
     ),
 }

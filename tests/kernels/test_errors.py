@@ -165,6 +165,10 @@ def test_rope_needs_equal_lengths_and_even_dim():
     raises(ValueError, "rope", "even", args=(*qkv(d=5), "mala"), rope=(torch.zeros(8, 5), torch.ones(8, 5)))
 
 
-def test_triton_backend_not_built_says_so():
-    with pytest.raises(NotImplementedError, match="triton"):
-        kernels.attention(*qkv(), "softmax", backend="triton")
+def test_triton_backend_says_why_it_cannot_run():
+    q, k, v = qkv(dtype=torch.float64)
+    raises(ValueError, "backend", "triton", "float64", args=(q, k, v, "softmax"), backend="triton")
+    q, k, v = qkv(d=160)
+    raises(ValueError, "backend", "D=160", args=(q, k, v, "sigmoid"), backend="triton")
+    slopes = torch.tensor([0.1, 0.2], requires_grad=True)
+    raises(ValueError, "slopes", "grad", args=(*qkv(), "lightning"), backend="triton", slopes=slopes)

@@ -1,0 +1,502 @@
+"""FlashAttention-style tiled Triton kernels for the kinds with an explicit weight per (query, key):
+softmax (online max and sum), sigmoid (FlashSigmoid: independent weights, no running statistics) and
+local (softmax with the block mask fused, so only the diagonal blocks are visited).
+
+Forward keeps a query tile in registers and streams key/value tiles; backward recomputes the weights
+tile by tile: one kernel accumulates dK, dV over query tiles, another dQ over key tiles (no atomics).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .triton_utils import LOG2E, block_dim, fp32_tiles, new_empty, seq_block, strides
+
+SOFTMAX, SIGMOID = 0, 1
+
+
+@triton.jit
+def _compute(x, F32: tl.constexpr):
+    """Tiles stay in the input dtype for tensor-core dots, or go to fp32 where bf16 is not emulated."""
+    if F32:
+        x = x.to(tl.float32)
+    return x
+
+
+@triton.jit
+def _key_range(
+    start_m, NK, local_block, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, LOCAL: tl.constexpr
+):
+    """Key positions [lo, hi) that the query tile starting at start_m can see."""
+    lo = 0
+    hi = NK
+    if CAUSAL:
+        hi = tl.minimum(hi, start_m + BLOCK_M)
+    if LOCAL:
+        lo = (start_m // local_block) * local_block
+        hi = tl.minimum(hi, ((start_m + BLOCK_M - 1) // local_block + 1) * local_block)
+    lo = (lo // BLOCK_N) * BLOCK_N
+    return lo, hi
+
+
+@triton.jit
+def _query_range(
+    start_n, NQ, local_block, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, CAUSAL: tl.constexpr, LOCAL: tl.constexpr
+):
+    """Query positions [lo, hi) that can see the key tile starting at start_n."""
+    lo = 0
+    hi = NQ
+    if CAUSAL:
+        lo = start_n
+    if LOCAL:
+        lo = tl.maximum(lo, (start_n // local_block) * local_block)
+        hi = tl.minimum(hi, ((start_n + BLOCK_N - 1) // local_block + 1) * local_block)
+    lo = (lo // BLOCK_M) * BLOCK_M
+    return lo, hi
+
+
+@triton.jit
+def _visible(offs_m, offs_n, NK, local_block, CAUSAL: tl.constexpr, LOCAL: tl.constexpr):
+    ok = offs_n[None, :] < NK
+    if CAUSAL:
+        ok = ok & (offs_n[None, :] <= offs_m[:, None])
+    if LOCAL:
+        ok = ok & ((offs_n[None, :] // local_block) == (offs_m[:, None] // local_block))
+    return ok
+
+
+@triton.jit
+def _flash_fwd(
+    Q,
+    K,
+    V,
+    O,
+    LSE,
+    sqb,
+    sqh,
+    sqn,
+    sqd,
+    skb,
+    skh,
+    skn,
+    skd,
+    svb,
+    svh,
+    svn,
+    svd,
+    sob,
+    soh,
+    son,
+    sod,
+    H,
+    NQ,
+    NK,
+    D,
+    DV,
+    scale,
+    bias,
+    local_block,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    LOCAL: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    start_m = pid_m * BLOCK_M
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    q = tl.load(
+        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+        mask=(offs_m[:, None] < NQ) & (offs_d[None, :] < D),
+        other=0.0,
+    )
+    q = _compute(q, F32)
+    k_base = K + b * skb + h * skh
+    v_base = V + b * svb + h * svh
+    m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
+    l_i = tl.zeros([BLOCK_M], tl.float32)
+    acc = tl.zeros([BLOCK_M, BLOCK_DV], tl.float32)
+    lo, hi = _key_range(start_m, NK, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = tl.load(
+            k_base + offs_n[:, None] * skn + offs_d[None, :] * skd,
+            mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
+            other=0.0,
+        )
+        k = _compute(k, F32)
+        v = tl.load(
+            v_base + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+            mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
+            other=0.0,
+        )
+        v = _compute(v, F32)
+        s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
+        if MODE == 0:
+            s = tl.where(ok, s * (scale * 1.4426950408889634), float("-inf"))
+            m_new = tl.maximum(m_i, tl.max(s, 1))
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            p = tl.exp2(s - m_safe[:, None])
+            alpha = tl.exp2(m_i - m_safe)
+            l_i = l_i * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None]
+            m_i = m_new
+        else:
+            p = tl.where(ok, tl.sigmoid(s * scale + bias), 0.0)
+        acc += tl.dot(p.to(v.dtype), v, input_precision="ieee")
+    if MODE == 0:
+        l_safe = tl.where(l_i == 0.0, 1.0, l_i)
+        acc = acc / l_safe[:, None]
+        tl.store(LSE + pid_bh * NQ + offs_m, m_i + tl.log2(l_safe), mask=offs_m < NQ)
+    tl.store(
+        O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
+        acc.to(O.dtype.element_ty),
+        mask=(offs_m[:, None] < NQ) & (offs_dv[None, :] < DV),
+    )
+
+
+@triton.jit
+def _row_dot(
+    O, DO, DELTA, sob, soh, son, sod, sdb, sdh, sdn, sdd, H, N, DV, BLOCK_M: tl.constexpr, BLOCK_DV: tl.constexpr
+):
+    """delta_i = dO_i · O_i, the softmax backward's row correction."""
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    mask = (offs_m[:, None] < N) & (offs_dv[None, :] < DV)
+    o = tl.load(O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod, mask=mask, other=0.0)
+    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd, mask=mask, other=0.0)
+    tl.store(DELTA + pid_bh * N + offs_m, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=offs_m < N)
+
+
+@triton.jit
+def _weights_and_grad(
+    q,
+    k,
+    v,
+    do,
+    lse,
+    delta,
+    offs_m,
+    offs_n,
+    NK,
+    scale,
+    bias,
+    local_block,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    LOCAL: tl.constexpr,
+):
+    """Recompute the weight tile P and the gradient of the pre-activation scores dS."""
+    s = tl.dot(q, tl.trans(k), input_precision="ieee")
+    ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
+    dp = tl.dot(do, tl.trans(v), input_precision="ieee")
+    if MODE == 0:
+        p = tl.where(ok, tl.exp2(s * (scale * 1.4426950408889634) - lse[:, None]), 0.0)
+        ds = p * (dp - delta[:, None])
+    else:
+        p = tl.where(ok, tl.sigmoid(s * scale + bias), 0.0)
+        ds = p * (1.0 - p) * dp
+    return p, ds
+
+
+@triton.jit
+def _flash_bwd_dkdv(
+    Q,
+    K,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DK,
+    DV_,
+    sqb,
+    sqh,
+    sqn,
+    sqd,
+    skb,
+    skh,
+    skn,
+    skd,
+    svb,
+    svh,
+    svn,
+    svd,
+    sdb,
+    sdh,
+    sdn,
+    sdd,
+    H,
+    NQ,
+    NK,
+    D,
+    DV,
+    scale,
+    bias,
+    local_block,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    LOCAL: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    start_n = pid_n * BLOCK_N
+    offs_n = start_n + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    k = tl.load(
+        K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+        mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
+        other=0.0,
+    )
+    k = _compute(k, F32)
+    v = tl.load(
+        V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+        mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
+        other=0.0,
+    )
+    v = _compute(v, F32)
+    dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
+    dv = tl.zeros([BLOCK_N, BLOCK_DV], tl.float32)
+    lo, hi = _query_range(start_n, NQ, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
+    for start_m in range(lo, hi, BLOCK_M):
+        offs_m = start_m + tl.arange(0, BLOCK_M)
+        row = offs_m < NQ
+        q = tl.load(
+            Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+            mask=row[:, None] & (offs_d[None, :] < D),
+            other=0.0,
+        )
+        q = _compute(q, F32)
+        do = tl.load(
+            DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd,
+            mask=row[:, None] & (offs_dv[None, :] < DV),
+            other=0.0,
+        )
+        do = _compute(do, F32)
+        lse = tl.load(LSE + pid_bh * NQ + offs_m, mask=row, other=0.0)
+        delta = tl.load(DELTA + pid_bh * NQ + offs_m, mask=row, other=0.0)
+        p, ds = _weights_and_grad(
+            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL
+        )
+        p = tl.where(row[:, None], p, 0.0)
+        ds = tl.where(row[:, None], ds, 0.0)
+        dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision="ieee")
+        dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
+    mask_k = (offs_n[:, None] < NK) & (offs_d[None, :] < D)
+    tl.store(
+        DK + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+        (dk * scale).to(DK.dtype.element_ty),
+        mask=mask_k,
+    )
+    tl.store(
+        DV_ + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+        dv.to(DV_.dtype.element_ty),
+        mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
+    )
+
+
+@triton.jit
+def _flash_bwd_dq(
+    Q,
+    K,
+    V,
+    DO,
+    LSE,
+    DELTA,
+    DQ,
+    sqb,
+    sqh,
+    sqn,
+    sqd,
+    skb,
+    skh,
+    skn,
+    skd,
+    svb,
+    svh,
+    svn,
+    svd,
+    sdb,
+    sdh,
+    sdn,
+    sdd,
+    H,
+    NQ,
+    NK,
+    D,
+    DV,
+    scale,
+    bias,
+    local_block,
+    MODE: tl.constexpr,
+    CAUSAL: tl.constexpr,
+    LOCAL: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    start_m = pid_m * BLOCK_M
+    offs_m = start_m + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    row = offs_m < NQ
+    q = tl.load(
+        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+        mask=row[:, None] & (offs_d[None, :] < D),
+        other=0.0,
+    )
+    q = _compute(q, F32)
+    do = tl.load(
+        DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd,
+        mask=row[:, None] & (offs_dv[None, :] < DV),
+        other=0.0,
+    )
+    do = _compute(do, F32)
+    lse = tl.load(LSE + pid_bh * NQ + offs_m, mask=row, other=0.0)
+    delta = tl.load(DELTA + pid_bh * NQ + offs_m, mask=row, other=0.0)
+    dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    lo, hi = _key_range(start_m, NK, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
+    for start_n in range(lo, hi, BLOCK_N):
+        offs_n = start_n + tl.arange(0, BLOCK_N)
+        k = tl.load(
+            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
+            mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
+            other=0.0,
+        )
+        k = _compute(k, F32)
+        v = tl.load(
+            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
+            mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
+            other=0.0,
+        )
+        v = _compute(v, F32)
+        p, ds = _weights_and_grad(
+            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL
+        )
+        dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
+    tl.store(
+        DQ + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
+        (dq * scale).to(DQ.dtype.element_ty),
+        mask=row[:, None] & (offs_d[None, :] < D),
+    )
+
+
+def _config(q: Tensor, v: Tensor) -> dict:
+    d, dv = block_dim(q.shape[-1]), block_dim(v.shape[-1])
+    wide = max(d, dv) > 64
+    return dict(
+        BLOCK_D=d,
+        BLOCK_DV=dv,
+        BLOCK_M=seq_block(q.shape[-2], 64 if wide else 128),
+        BLOCK_N=seq_block(v.shape[-2], 32 if wide else 64),
+    )
+
+
+class FlashAttention(torch.autograd.Function):
+    """mode: SOFTMAX or SIGMOID; local_block > 0 restricts attention to contiguous blocks."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, mode: int, causal: bool, scale: float, bias: float, local_block: int):
+        B, H, NQ, D = q.shape
+        NK, DV = k.shape[-2], v.shape[-1]
+        cfg = _config(q, v)
+        out = new_empty(B, H, NQ, DV, like=q)
+        lse = new_empty(B, H, NQ, like=q, dtype=torch.float32)
+        grid = (triton.cdiv(NQ, cfg["BLOCK_M"]), B * H)
+        _flash_fwd[grid](
+            q,
+            k,
+            v,
+            out,
+            lse,
+            *strides(q),
+            *strides(k),
+            *strides(v),
+            *strides(out),
+            H,
+            NQ,
+            NK,
+            D,
+            DV,
+            scale,
+            bias,
+            max(local_block, 1),
+            MODE=mode,
+            CAUSAL=causal,
+            LOCAL=local_block > 0,
+            F32=fp32_tiles(q),
+            **cfg,
+        )
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.args = (mode, causal, scale, bias, local_block)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, out, lse = (t.contiguous() for t in ctx.saved_tensors)
+        mode, causal, scale, bias, local_block = ctx.args
+        B, H, NQ, D = q.shape
+        NK, DV = k.shape[-2], v.shape[-1]
+        cfg = _config(q, v)
+        dout = dout.contiguous()
+        delta = new_empty(B, H, NQ, like=q, dtype=torch.float32)
+        if mode == SOFTMAX:
+            _row_dot[(triton.cdiv(NQ, 64), B * H)](
+                out, dout, delta, *strides(out), *strides(dout), H, NQ, DV, BLOCK_M=64, BLOCK_DV=cfg["BLOCK_DV"]
+            )
+        # Contiguous gradients share the strides of the contiguous q, k, v passed beside them.
+        dq, dk, dv = new_empty(*q.shape, like=q), new_empty(*k.shape, like=k), new_empty(*v.shape, like=v)
+        common = (H, NQ, NK, D, DV, scale, bias, max(local_block, 1))
+        flags = dict(MODE=mode, CAUSAL=causal, LOCAL=local_block > 0, F32=fp32_tiles(q), **cfg)
+        dkdv_strides = (*strides(q), *strides(k), *strides(v), *strides(dout))
+        _flash_bwd_dkdv[(triton.cdiv(NK, cfg["BLOCK_N"]), B * H)](
+            q, k, v, dout, lse, delta, dk, dv, *dkdv_strides, *common, **flags
+        )
+        _flash_bwd_dq[(triton.cdiv(NQ, cfg["BLOCK_M"]), B * H)](
+            q, k, v, dout, lse, delta, dq, *dkdv_strides, *common, **flags
+        )
+        return dq, dk, dv, None, None, None, None, None
+
+
+def softmax_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float) -> Tensor:
+    return FlashAttention.apply(q, k, v, SOFTMAX, causal, scale, 0.0, 0)
+
+
+def sigmoid_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float, bias: float) -> Tensor:
+    return FlashAttention.apply(q, k, v, SIGMOID, causal, scale, bias, 0)
+
+
+def local_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float, block_size: int) -> Tensor:
+    return FlashAttention.apply(q, k, v, SOFTMAX, causal, scale, 0.0, min(block_size, q.shape[-2]))
+
+
+__all__ = ["LOG2E", "FlashAttention", "local_attention", "sigmoid_attention", "softmax_attention"]

@@ -1,0 +1,43 @@
+"""Helpers shared by the Triton kernels' Python wrappers (imported only when a Triton path runs)."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import triton
+from torch import Tensor
+
+LOG2E = 1.4426950408889634
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels on the CPU through its interpreter (TRITON_INTERPRET=1)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def fp32_tiles(t: Tensor) -> bool:
+    """Compute on fp32 tiles when the interpreter would mishandle bf16 (numpy has no bfloat16)."""
+    return interpreting() and t.dtype == torch.bfloat16
+
+
+def block_dim(d: int) -> int:
+    """Padded feature width for a tile: a power of two, at least 16 (tl.dot's smallest K)."""
+    return max(16, triton.next_power_of_2(d))
+
+
+def seq_block(n: int, preferred: int) -> int:
+    """A power-of-two token block no larger than needed for n tokens, at least 16."""
+    return max(16, min(preferred, triton.next_power_of_2(n)))
+
+
+def strides(t: Tensor) -> tuple[int, int, int, int]:
+    return t.stride(0), t.stride(1), t.stride(2), t.stride(3)
+
+
+def new_empty(*shape: int, like: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """torch.empty; under tests (KERNELS_NAN_FILL=1) filled with NaN so an unwritten element fails."""
+    out = torch.empty(*shape, device=like.device, dtype=dtype or like.dtype)
+    if os.environ.get("KERNELS_NAN_FILL") == "1":
+        out.fill_(float("nan"))
+    return out
