@@ -46,8 +46,22 @@ KIND_TABLE: dict[str, Kind] = {
         options={"bias": Option(None, opt.real("bias"))},
         triton="flash_triton:sigmoid_attention",
     ),
-    "nala": Kind(nala_attention, causal=False, cross=True, scale=False, options={"rope": ROPE}),
-    "mala": Kind(mala_attention, causal=False, cross=True, scale=True, options={"rope": ROPE}),
+    "nala": Kind(
+        nala_attention,
+        causal=False,
+        cross=True,
+        scale=False,
+        options={"rope": ROPE},
+        triton="linear_triton:nala_attention",
+    ),
+    "mala": Kind(
+        mala_attention,
+        causal=False,
+        cross=True,
+        scale=True,
+        options={"rope": ROPE},
+        triton="linear_triton:mala_attention",
+    ),
     "norm": Kind(
         norm_attention,
         causal=True,
@@ -61,6 +75,7 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=False,
         options={"slopes": Option(None, opt.slopes), "chunk_size": CHUNK},
+        triton="scan_triton:lightning_attention",
     ),
     "soft": Kind(
         soft_attention,

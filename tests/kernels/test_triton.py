@@ -10,7 +10,7 @@ import torch
 import kernels
 from kernels.registry import KIND_TABLE
 
-from .inputs import make_qkv
+from .inputs import make_qkv, rope_angles
 from .naive import rel_rms
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -32,13 +32,15 @@ def compare(kind, shape, *, causal=False, dtype=torch.float32, tol=1e-3, **optio
     q, k, v = (t.to(DEVICE) for t in make_qkv(kind, *shape, dtype=dtype))
     outs = {}
     for backend in ("reference", "triton"):
-        leaves = [t.detach().clone().requires_grad_() for t in (q, k, v)]
+        # The reference runs in float64: the truth both paths are judged against.
+        ref_dtype = torch.float64 if backend == "reference" else dtype
+        leaves = [t.detach().to(ref_dtype).requires_grad_() for t in (q, k, v)]
         out = kernels.attention(*leaves, kind, causal=causal, backend=backend, **options)
-        grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(7), dtype=torch.float64).to(out)
-        out.backward(grad)
+        grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(device=DEVICE, dtype=dtype)
+        out.backward(grad.to(out.dtype))
         outs[backend] = [out.detach()] + [t.grad for t in leaves]
     for name, ref, got in zip(("out", "dq", "dk", "dv"), outs["reference"], outs["triton"], strict=True):
-        assert got.dtype == dtype and got.shape == ref.shape
+        assert got.dtype == dtype and got.shape == ref.shape, (got.dtype, got.shape, ref.shape)
         assert torch.isfinite(got).all(), f"{kind} {name}: non-finite values (unwritten or overflow)"
         # Relative RMS; the floor keeps it meaningful where the true gradient is zero (one key: dq = 0).
         err = (ref - got).double().pow(2).mean().sqrt().item() / max(ref.double().pow(2).mean().sqrt().item(), 1e-3)
@@ -84,5 +86,27 @@ def test_non_contiguous_inputs():
         q, k, v = (base[:, :, i].transpose(1, 2) for i in range(3))
         assert not q.is_contiguous()
         got = kernels.attention(q, k, v, kind, backend="triton")
-        ref = kernels.attention(q, k, v, kind, backend="reference")
+        ref = kernels.attention(q.double(), k.double(), v.double(), kind, backend="reference")
         assert rel_rms(ref, got) < 1e-3, kind
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_lightning_many_blocks_and_slopes(causal):
+    slopes = torch.tensor([0.0, 0.02, 0.7])
+    compare("lightning", (1, 3, 200, 200, 16, 16), causal=causal, slopes=slopes)
+    compare("lightning", (1, 3, 200, 200, 16, 16), causal=causal)
+    if not causal:
+        compare("lightning", (1, 3, 150, 70, 16, 8), slopes=slopes)
+
+
+@pytest.mark.parametrize("kind", ["nala", "mala"])
+@pytest.mark.parametrize("n,d", [(37, 16), (70, 32), (20, 64)])
+def test_fused_rope(kind, n, d):
+    _, (sin, cos) = rope_angles(n, d)
+    compare(kind, (2, 2, n, n, d, 24), rope=(sin.float().to(DEVICE), cos.float().to(DEVICE)))
+    per_head = (sin.float().expand(2, 2, n, d).to(DEVICE), cos.float().expand(2, 2, n, d).to(DEVICE))
+    compare(kind, (2, 2, n, n, d, 24), rope=per_head)
+
+
+def test_fused_mala_scale():
+    compare("mala", (1, 2, 37, 50, 16, 16), scale=0.4)

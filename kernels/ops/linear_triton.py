@@ -1,0 +1,779 @@
+"""Two-pass Triton kernels for non-causal linear attention: `nala`, `mala` and non-causal `norm`.
+
+Pass 1 streams the keys once and reduces, in fp32, the D×Dv state Σ ψ(k_j)v_jᵀ and the normaliser
+Σ φ(k_j) (φ: the kind's feature map, ψ: φ rotated by RoPE when given); pass 2 applies them to each
+query tile. Feature maps and RoPE are computed in registers, so φ(q), φ(k) never reach memory.
+Backward mirrors this: a query pass computes dq and reduces dState, dNormaliser; a key pass gives dk, dv.
+Reductions are split over SPLITS programs per head whose fp32 partials are summed afterwards.
+
+RoPE pairs features (2i, 2i+1); a tile of rotated features needs each feature's partner, which the
+kernels get by loading the partner column (index ^ 1) instead of permuting registers.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .triton_utils import block_dim, fp32_tiles, interpreting, new_empty, strides
+
+NALA, MALA, NORM = 0, 1, 2
+ELU1, RELU = 0, 1
+EPS = 1e-6
+
+
+@triton.jit
+def _phi(x, FEATURE: tl.constexpr):
+    if FEATURE == 0:
+        return tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))
+    else:
+        return tl.maximum(x, 0.0)
+
+
+@triton.jit
+def _phi_grad(x, FEATURE: tl.constexpr):
+    if FEATURE == 0:
+        return tl.where(x > 0, 1.0, tl.exp(tl.minimum(x, 0.0)))
+    else:
+        return tl.where(x > 0, 1.0, 0.0)
+
+
+@triton.jit
+def _rope(x, x_partner, sin, cos, sign):
+    """(R x)[d] = x[d]cos[d] + sign[d]·x[d^1]·sin[d], sign = −1 on even d."""
+    return x * cos + sign * x_partner * sin
+
+
+@triton.jit
+def _rope_t(g, g_partner, sin_partner, cos, sign):
+    """(Rᵀ g)[e] = g[e]cos[e] − sign[e]·g[e^1]·sin[e^1]."""
+    return g * cos - sign * g_partner * sin_partner
+
+
+@triton.jit
+def _load_rows(P, off, rows, cols, sn, sd, N, D, F32: tl.constexpr):
+    x = tl.load(
+        P + off + rows[:, None] * sn + cols[None, :] * sd, mask=(rows[:, None] < N) & (cols[None, :] < D), other=0.0
+    )
+    return x.to(tl.float32)
+
+
+@triton.jit
+def _nala_query(q):
+    """φq halves (relu(±q)/n)^p and the row scalars n = max(‖q‖, 1e-6), p = 3(0.5 + tanh n)."""
+    n = tl.maximum(tl.sqrt(tl.sum(q * q, 1)), 1e-6)
+    t = 1.0 - 2.0 / (tl.exp(2.0 * n) + 1.0)  # tanh
+    p = 3.0 * (0.5 + t)
+    return n, p, t
+
+
+@triton.jit
+def _pow(u, p):
+    """u ** p for u >= 0 (0 where u == 0), p a row vector."""
+    return tl.where(u > 0, tl.exp(p[:, None] * tl.log(tl.maximum(u, 1e-30))), 0.0)
+
+
+@triton.jit
+def _state_fwd(
+    K,
+    V,
+    SIN,
+    COS,
+    S_PART,
+    Z_PART,
+    VS_PART,
+    skb,
+    skh,
+    skn,
+    skd,
+    svb,
+    svh,
+    svn,
+    svd,
+    srb,
+    srh,
+    srn,
+    srd,
+    scb,
+    sch,
+    scn,
+    scd,
+    H,
+    NK,
+    D,
+    DV,
+    inv_nk,
+    SPLITS,
+    KIND: tl.constexpr,
+    FEATURE: tl.constexpr,
+    ROPE: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    partner = offs_d ^ 1
+    sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
+    s_a = tl.zeros([BLOCK_D, BLOCK_DV], tl.float32)
+    s_b = tl.zeros([BLOCK_D, BLOCK_DV], tl.float32)
+    z_a = tl.zeros([BLOCK_D], tl.float32)
+    z_b = tl.zeros([BLOCK_D], tl.float32)
+    v_sum = tl.zeros([BLOCK_DV], tl.float32)
+    for start in range(split * BLOCK_N, NK, SPLITS * BLOCK_N):
+        rows = start + tl.arange(0, BLOCK_N)
+        valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
+        k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D, F32)
+        v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV, F32)
+        if ROPE:
+            kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D, F32)
+            sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D, F32)
+            cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D, F32)
+        if KIND == 0:
+            k3 = k * k * k
+            f_a = tl.maximum(k3, 0.0)
+            f_b = tl.maximum(-k3, 0.0)
+            psi_a = f_a
+            psi_b = f_b
+            if ROPE:
+                kp3 = kp * kp * kp
+                psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
+                psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
+            s_b += tl.dot(tl.trans(psi_b), v, input_precision="ieee")
+            z_b += tl.sum(f_b, 0)
+        else:
+            f_a = tl.where(valid, _phi(k, FEATURE), 0.0)
+            psi_a = f_a
+            if ROPE:
+                psi_a = _rope(f_a, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
+            v_sum += tl.sum(v, 0)
+        s_a += tl.dot(tl.trans(psi_a), v, input_precision="ieee")
+        z_a += tl.sum(f_a, 0)
+    base = pid_bh * SPLITS + split
+    state = S_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    tl.store(state, s_a * inv_nk)
+    tl.store(state + BLOCK_D * BLOCK_DV, s_b * inv_nk)
+    tl.store(Z_PART + base * 2 * BLOCK_D + offs_d, z_a * inv_nk)
+    tl.store(Z_PART + base * 2 * BLOCK_D + BLOCK_D + offs_d, z_b * inv_nk)
+    tl.store(VS_PART + base * BLOCK_DV + offs_dv, v_sum * inv_nk)
+
+
+@triton.jit
+def _query_terms(
+    Q,
+    SIN,
+    COS,
+    S,
+    Z,
+    VS,
+    q_off,
+    rope_off_s,
+    rope_off_c,
+    rows,
+    offs_d,
+    offs_dv,
+    pid_bh,
+    sqn,
+    sqd,
+    srn,
+    srd,
+    scn,
+    scd,
+    NQ,
+    D,
+    DV,
+    scale,
+    KIND: tl.constexpr,
+    FEATURE: tl.constexpr,
+    ROPE: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    """Everything pass 2 and its backward need about one query tile (recomputed, never stored)."""
+    partner = offs_d ^ 1
+    sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
+    valid = (rows[:, None] < NQ) & (offs_d[None, :] < D)
+    q = _load_rows(Q, q_off, rows, offs_d, sqn, sqd, NQ, D, F32)
+    s_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    s_a = tl.load(s_ptr)
+    s_b = tl.load(s_ptr + BLOCK_D * BLOCK_DV)
+    z_a = tl.load(Z + pid_bh * 2 * BLOCK_D + offs_d)
+    z_b = tl.load(Z + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
+    v_mean = tl.load(VS + pid_bh * BLOCK_DV + offs_dv)
+    sin = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+    cos = sin
+    qp = sin
+    if ROPE:
+        qp = _load_rows(Q, q_off, rows, partner, sqn, sqd, NQ, D, F32)
+        sin = _load_rows(SIN, rope_off_s, rows, offs_d, srn, srd, NQ, D, F32)
+        cos = _load_rows(COS, rope_off_c, rows, offs_d, scn, scd, NQ, D, F32)
+    return q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean
+
+
+@triton.jit
+def _apply_fwd(
+    Q,
+    SIN,
+    COS,
+    S,
+    Z,
+    VS,
+    O,
+    sqb,
+    sqh,
+    sqn,
+    sqd,
+    srb,
+    srh,
+    srn,
+    srd,
+    scb,
+    sch,
+    scn,
+    scd,
+    sob,
+    soh,
+    son,
+    sod,
+    H,
+    NQ,
+    D,
+    DV,
+    scale,
+    KIND: tl.constexpr,
+    FEATURE: tl.constexpr,
+    ROPE: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    rows = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean = _query_terms(
+        Q,
+        SIN,
+        COS,
+        S,
+        Z,
+        VS,
+        b * sqb + h * sqh,
+        b * srb + h * srh,
+        b * scb + h * sch,
+        rows,
+        offs_d,
+        offs_dv,
+        pid_bh,
+        sqn,
+        sqd,
+        srn,
+        srd,
+        scn,
+        scd,
+        NQ,
+        D,
+        DV,
+        scale,
+        KIND,
+        FEATURE,
+        ROPE,
+        F32,
+        BLOCK_M,
+        BLOCK_D,
+        BLOCK_DV,
+    )
+    if KIND == 0:
+        n, p, t = _nala_query(q)
+        f_a = _pow(tl.maximum(q, 0.0) / n[:, None], p)
+        f_b = _pow(tl.maximum(-q, 0.0) / n[:, None], p)
+        den = tl.sum(f_a * z_a[None, :], 1) + tl.sum(f_b * z_b[None, :], 1) + 1e-6
+        r_a = f_a
+        r_b = f_b
+        if ROPE:
+            r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
+            r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
+        num = tl.dot(r_a, s_a, input_precision="ieee") + tl.dot(r_b, s_b, input_precision="ieee")
+        out = num / den[:, None]
+    else:
+        f = tl.where(valid, _phi(q, FEATURE), 0.0)
+        r = f
+        if ROPE:
+            r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
+        num = tl.dot(r, s_a, input_precision="ieee")
+        if KIND == 1:
+            z = scale * tl.sum(f * z_a[None, :], 1)
+            out = (1.0 + 1.0 / (z + 1e-6))[:, None] * (scale * num) - z[:, None] * v_mean[None, :]
+        else:
+            rms = tl.sqrt(tl.sum(num * num, 1) / DV)
+            out = num / (rms + 1e-6)[:, None]
+    tl.store(
+        O + b * sob + h * soh + rows[:, None] * son + offs_dv[None, :] * sod,
+        out.to(O.dtype.element_ty),
+        mask=(rows[:, None] < NQ) & (offs_dv[None, :] < DV),
+    )
+
+
+@triton.jit
+def _apply_bwd(
+    Q,
+    SIN,
+    COS,
+    S,
+    Z,
+    VS,
+    DO,
+    DQ,
+    DS_PART,
+    DZ_PART,
+    DVS_PART,
+    sqb,
+    sqh,
+    sqn,
+    sqd,
+    srb,
+    srh,
+    srn,
+    srd,
+    scb,
+    sch,
+    scn,
+    scd,
+    sdb,
+    sdh,
+    sdn,
+    sdd,
+    H,
+    NQ,
+    D,
+    DV,
+    scale,
+    SPLITS,
+    KIND: tl.constexpr,
+    FEATURE: tl.constexpr,
+    ROPE: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    partner = offs_d ^ 1
+    ds_a = tl.zeros([BLOCK_D, BLOCK_DV], tl.float32)
+    ds_b = tl.zeros([BLOCK_D, BLOCK_DV], tl.float32)
+    dz_a = tl.zeros([BLOCK_D], tl.float32)
+    dz_b = tl.zeros([BLOCK_D], tl.float32)
+    dv_mean = tl.zeros([BLOCK_DV], tl.float32)
+    s_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    sp_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
+    for start in range(split * BLOCK_M, NQ, SPLITS * BLOCK_M):
+        rows = start + tl.arange(0, BLOCK_M)
+        q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean = _query_terms(
+            Q,
+            SIN,
+            COS,
+            S,
+            Z,
+            VS,
+            b * sqb + h * sqh,
+            b * srb + h * srh,
+            b * scb + h * sch,
+            rows,
+            offs_d,
+            offs_dv,
+            pid_bh,
+            sqn,
+            sqd,
+            srn,
+            srd,
+            scn,
+            scd,
+            NQ,
+            D,
+            DV,
+            scale,
+            KIND,
+            FEATURE,
+            ROPE,
+            F32,
+            BLOCK_M,
+            BLOCK_D,
+            BLOCK_DV,
+        )
+        g = _load_rows(DO, b * sdb + h * sdh, rows, offs_dv, sdn, sdd, NQ, DV, F32)
+        sin_p = sin
+        if ROPE:
+            sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NQ, D, F32)
+        if KIND == 0:
+            n, p, t = _nala_query(q)
+            u_a = tl.maximum(q, 0.0) / n[:, None]
+            u_b = tl.maximum(-q, 0.0) / n[:, None]
+            f_a = _pow(u_a, p)
+            f_b = _pow(u_b, p)
+            den = tl.sum(f_a * z_a[None, :], 1) + tl.sum(f_b * z_b[None, :], 1) + 1e-6
+            r_a = f_a
+            r_b = f_b
+            if ROPE:
+                r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
+                r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
+            num = tl.dot(r_a, s_a, input_precision="ieee") + tl.dot(r_b, s_b, input_precision="ieee")
+            d_num = g / den[:, None]
+            d_den = -tl.sum(g * num, 1) / (den * den)
+            ds_a += tl.dot(tl.trans(r_a), d_num, input_precision="ieee")
+            ds_b += tl.dot(tl.trans(r_b), d_num, input_precision="ieee")
+            dz_a += tl.sum(d_den[:, None] * f_a, 0)
+            dz_b += tl.sum(d_den[:, None] * f_b, 0)
+            dr_a = tl.dot(d_num, tl.trans(s_a), input_precision="ieee")
+            dr_b = tl.dot(d_num, tl.trans(s_b), input_precision="ieee")
+            if ROPE:
+                dr_a = _rope_t(dr_a, tl.dot(d_num, tl.trans(tl.load(sp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+                dr_b = _rope_t(
+                    dr_b,
+                    tl.dot(d_num, tl.trans(tl.load(sp_ptr + BLOCK_D * BLOCK_DV)), input_precision="ieee"),
+                    sin_p,
+                    cos,
+                    sign,
+                )
+            df_a = dr_a + d_den[:, None] * z_a[None, :]
+            df_b = dr_b + d_den[:, None] * z_b[None, :]
+            # f = u^p, u = relu(±q)/n, n = ‖q‖, p = 3(0.5 + tanh n)
+            du_a = tl.where(u_a > 0, df_a * p[:, None] * f_a / tl.maximum(u_a, 1e-30), 0.0)
+            du_b = tl.where(u_b > 0, df_b * p[:, None] * f_b / tl.maximum(u_b, 1e-30), 0.0)
+            d_p = tl.sum(tl.where(u_a > 0, df_a * f_a * tl.log(tl.maximum(u_a, 1e-30)), 0.0), 1)
+            d_p += tl.sum(tl.where(u_b > 0, df_b * f_b * tl.log(tl.maximum(u_b, 1e-30)), 0.0), 1)
+            d_n = -tl.sum(du_a * u_a + du_b * u_b, 1) / n + d_p * 3.0 * (1.0 - t * t)
+            norm_q = tl.sqrt(tl.sum(q * q, 1))
+            d_n = tl.where(norm_q > 1e-6, d_n, 0.0)
+            dq = (tl.where(q > 0, du_a, 0.0) - tl.where(q < 0, du_b, 0.0)) / n[:, None]
+            dq += d_n[:, None] * q / n[:, None]
+        else:
+            f = tl.where(valid, _phi(q, FEATURE), 0.0)
+            r = f
+            if ROPE:
+                r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
+            num = tl.dot(r, s_a, input_precision="ieee")
+            if KIND == 1:
+                z = scale * tl.sum(f * z_a[None, :], 1)
+                inv = 1.0 / (z + 1e-6)
+                d_num = (1.0 + inv)[:, None] * g * scale
+                d_z = -tl.sum(g * num, 1) * scale * inv * inv - tl.sum(g * v_mean[None, :], 1)
+                dv_mean += tl.sum(-z[:, None] * g, 0)
+                dz_a += tl.sum((d_z * scale)[:, None] * f, 0)
+                extra = (d_z * scale)[:, None] * z_a[None, :]
+            else:
+                rms = tl.sqrt(tl.sum(num * num, 1) / DV)
+                c = 1.0 / (rms + 1e-6)
+                proj = tl.where(rms > 0, tl.sum(g * num, 1) * c * c / (DV * tl.maximum(rms, 1e-30)), 0.0)
+                d_num = c[:, None] * g - proj[:, None] * num
+                extra = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
+            ds_a += tl.dot(tl.trans(r), d_num, input_precision="ieee")
+            dr = tl.dot(d_num, tl.trans(s_a), input_precision="ieee")
+            if ROPE:
+                dr = _rope_t(dr, tl.dot(d_num, tl.trans(tl.load(sp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+            dq = tl.where(valid, (dr + extra) * _phi_grad(q, FEATURE), 0.0)
+        tl.store(
+            DQ + b * sqb + h * sqh + rows[:, None] * sqn + offs_d[None, :] * sqd, dq.to(DQ.dtype.element_ty), mask=valid
+        )
+    base = pid_bh * SPLITS + split
+    state = DS_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    tl.store(state, ds_a)
+    tl.store(state + BLOCK_D * BLOCK_DV, ds_b)
+    tl.store(DZ_PART + base * 2 * BLOCK_D + offs_d, dz_a)
+    tl.store(DZ_PART + base * 2 * BLOCK_D + BLOCK_D + offs_d, dz_b)
+    tl.store(DVS_PART + base * BLOCK_DV + offs_dv, dv_mean)
+
+
+@triton.jit
+def _state_bwd(
+    K,
+    V,
+    SIN,
+    COS,
+    DS,
+    DZ,
+    DVS,
+    DK,
+    DV_,
+    skb,
+    skh,
+    skn,
+    skd,
+    svb,
+    svh,
+    svn,
+    svd,
+    srb,
+    srh,
+    srn,
+    srd,
+    scb,
+    sch,
+    scn,
+    scd,
+    H,
+    NK,
+    D,
+    DV,
+    inv_nk,
+    KIND: tl.constexpr,
+    FEATURE: tl.constexpr,
+    ROPE: tl.constexpr,
+    F32: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DV: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dv = tl.arange(0, BLOCK_DV)
+    partner = offs_d ^ 1
+    sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
+    valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
+    k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D, F32)
+    v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV, F32)
+    ds_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    dsp_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
+    ds_a = tl.load(ds_ptr)
+    dz_a = tl.load(DZ + pid_bh * 2 * BLOCK_D + offs_d)
+    if ROPE:
+        kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D, F32)
+        sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D, F32)
+        sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D, F32)
+        cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D, F32)
+    # dψ = v·dSᵀ (then Rᵀ), dφ = Rᵀdψ + dz, dv = ψ·dS; all scaled by 1/Nk (state and z are means).
+    dpsi_a = tl.dot(v, tl.trans(ds_a), input_precision="ieee")
+    if ROPE:
+        dpsi_a = _rope_t(dpsi_a, tl.dot(v, tl.trans(tl.load(dsp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+    df_a = (dpsi_a + dz_a[None, :]) * inv_nk
+    if KIND == 0:
+        ds_b = tl.load(ds_ptr + BLOCK_D * BLOCK_DV)
+        dz_b = tl.load(DZ + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
+        dpsi_b = tl.dot(v, tl.trans(ds_b), input_precision="ieee")
+        if ROPE:
+            dpsi_b = _rope_t(
+                dpsi_b,
+                tl.dot(v, tl.trans(tl.load(dsp_ptr + BLOCK_D * BLOCK_DV)), input_precision="ieee"),
+                sin_p,
+                cos,
+                sign,
+            )
+        df_b = (dpsi_b + dz_b[None, :]) * inv_nk
+        k3 = k * k * k
+        f_a = tl.maximum(k3, 0.0)
+        f_b = tl.maximum(-k3, 0.0)
+        psi_a = f_a
+        psi_b = f_b
+        if ROPE:
+            kp3 = kp * kp * kp
+            psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
+            psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
+        dk = 3.0 * k * k * (tl.where(k > 0, df_a, 0.0) - tl.where(k < 0, df_b, 0.0))
+        dv = (tl.dot(psi_a, ds_a, input_precision="ieee") + tl.dot(psi_b, ds_b, input_precision="ieee")) * inv_nk
+    else:
+        f = tl.where(valid, _phi(k, FEATURE), 0.0)
+        psi = f
+        if ROPE:
+            psi = _rope(f, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
+        dk = tl.where(valid, df_a * _phi_grad(k, FEATURE), 0.0)
+        dv = tl.dot(psi, ds_a, input_precision="ieee") * inv_nk
+        if KIND == 1:
+            dv += tl.load(DVS + pid_bh * BLOCK_DV + offs_dv)[None, :] * inv_nk
+    tl.store(
+        DK + b * skb + h * skh + rows[:, None] * skn + offs_d[None, :] * skd, dk.to(DK.dtype.element_ty), mask=valid
+    )
+    tl.store(
+        DV_ + b * svb + h * svh + rows[:, None] * svn + offs_dv[None, :] * svd,
+        dv.to(DV_.dtype.element_ty),
+        mask=(rows[:, None] < NK) & (offs_dv[None, :] < DV),
+    )
+
+
+def _splits(bh: int, tiles: int, device: torch.device) -> int:
+    """Programs per head for a reduction: enough to fill the GPU twice over, never more than the tiles."""
+    if interpreting() or device.type != "cuda":
+        return min(2, tiles)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(tiles, triton.cdiv(2 * sms, bh)))
+
+
+class LinearAttention(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, sin, cos, kind: int, feature: int, scale: float):
+        B, H, NQ, D = q.shape
+        NK, DV = k.shape[-2], v.shape[-1]
+        block_d, block_dv = block_dim(D), block_dim(DV)
+        block = 64 if max(block_d, block_dv) <= 32 else 32
+        rope = sin is not None
+        if not rope:
+            sin = cos = q  # placeholders, never read
+        inv_nk = 1.0 if kind == NORM else 1.0 / NK
+        splits = _splits(B * H, triton.cdiv(NK, block), q.device)
+        f32 = torch.float32
+        s_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
+        z_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
+        vs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, F32=fp32_tiles(q))
+        _state_fwd[(B * H, splits)](
+            k,
+            v,
+            sin,
+            cos,
+            s_part,
+            z_part,
+            vs_part,
+            *strides(k),
+            *strides(v),
+            *strides(sin),
+            *strides(cos),
+            H,
+            NK,
+            D,
+            DV,
+            inv_nk,
+            splits,
+            BLOCK_N=block,
+            BLOCK_D=block_d,
+            BLOCK_DV=block_dv,
+            **flags,
+        )
+        state, z, v_mean = s_part.sum(1), z_part.sum(1), vs_part.sum(1)
+        out = new_empty(B, H, NQ, DV, like=q)
+        _apply_fwd[(triton.cdiv(NQ, block), B * H)](
+            q,
+            sin,
+            cos,
+            state,
+            z,
+            v_mean,
+            out,
+            *strides(q),
+            *strides(sin),
+            *strides(cos),
+            *strides(out),
+            H,
+            NQ,
+            D,
+            DV,
+            scale,
+            BLOCK_M=block,
+            BLOCK_D=block_d,
+            BLOCK_DV=block_dv,
+            **flags,
+        )
+        ctx.save_for_backward(q, k, v, sin, cos, state, z, v_mean)
+        ctx.args = (kind, feature, scale, rope, block, inv_nk)
+        return out
+
+    @staticmethod
+    def backward(ctx, dout):
+        q, k, v, sin, cos, state, z, v_mean = ctx.saved_tensors
+        kind, feature, scale, rope, block, inv_nk = ctx.args
+        B, H, NQ, D = q.shape
+        NK, DV = k.shape[-2], v.shape[-1]
+        block_d, block_dv = block_dim(D), block_dim(DV)
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, F32=fp32_tiles(q))
+        splits = _splits(B * H, triton.cdiv(NQ, block), q.device)
+        f32 = torch.float32
+        ds_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
+        dz_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
+        dvs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
+        dq = new_empty(*q.shape, like=q)
+        q_c = q.contiguous()  # dq is written with q's (contiguous) strides
+        _apply_bwd[(B * H, splits)](
+            q_c,
+            sin,
+            cos,
+            state,
+            z,
+            v_mean,
+            dout,
+            dq,
+            ds_part,
+            dz_part,
+            dvs_part,
+            *strides(q_c),
+            *strides(sin),
+            *strides(cos),
+            *strides(dout),
+            H,
+            NQ,
+            D,
+            DV,
+            scale,
+            splits,
+            BLOCK_M=block,
+            BLOCK_D=block_d,
+            BLOCK_DV=block_dv,
+            **flags,
+        )
+        d_state, d_z, d_vmean = ds_part.sum(1), dz_part.sum(1), dvs_part.sum(1)
+        k_c, v_c = k.contiguous(), v.contiguous()
+        dk, dv = new_empty(*k.shape, like=k), new_empty(*v.shape, like=v)
+        _state_bwd[(triton.cdiv(NK, block), B * H)](
+            k_c,
+            v_c,
+            sin,
+            cos,
+            d_state,
+            d_z,
+            d_vmean,
+            dk,
+            dv,
+            *strides(k_c),
+            *strides(v_c),
+            *strides(sin),
+            *strides(cos),
+            H,
+            NK,
+            D,
+            DV,
+            inv_nk,
+            BLOCK_N=block,
+            BLOCK_D=block_d,
+            BLOCK_DV=block_dv,
+            **flags,
+        )
+        return dq, dk, dv, None, None, None, None, None
+
+
+def _rope_views(rope, q: Tensor):
+    if rope is None:
+        return None, None
+    return tuple(t.to(torch.float32).expand(q.shape) for t in rope)
+
+
+def nala_attention(q: Tensor, k: Tensor, v: Tensor, *, rope=None) -> Tensor:
+    return LinearAttention.apply(q, k, v, *_rope_views(rope, q), NALA, ELU1, 1.0)
+
+
+def mala_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float, rope=None) -> Tensor:
+    return LinearAttention.apply(q, k, v, *_rope_views(rope, q), MALA, ELU1, scale)
+
+
+def norm_attention_noncausal(q: Tensor, k: Tensor, v: Tensor, *, feature_map: str) -> Tensor:
+    return LinearAttention.apply(q, k, v, None, None, NORM, ELU1 if feature_map == "elu1" else RELU, 1.0)
+
+
+__all__ = ["LinearAttention", "mala_attention", "nala_attention", "norm_attention_noncausal"]
