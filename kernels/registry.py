@@ -68,6 +68,7 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=False,
         options={"feature_map": Option("elu1", opt.choice("feature_map", tuple(FEATURE_MAPS))), "chunk_size": CHUNK},
+        triton="linear_triton:norm_attention",
     ),
     "lightning": Kind(
         lightning_attention,

@@ -382,7 +382,6 @@ def _apply_bwd(
     dz_a = tl.zeros([BLOCK_D], tl.float32)
     dz_b = tl.zeros([BLOCK_D], tl.float32)
     dv_mean = tl.zeros([BLOCK_DV], tl.float32)
-    s_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     sp_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
     for start in range(split * BLOCK_M, NQ, SPLITS * BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
@@ -772,8 +771,19 @@ def mala_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float, rope=None) 
     return LinearAttention.apply(q, k, v, *_rope_views(rope, q), MALA, ELU1, scale)
 
 
-def norm_attention_noncausal(q: Tensor, k: Tensor, v: Tensor, *, feature_map: str) -> Tensor:
-    return LinearAttention.apply(q, k, v, None, None, NORM, ELU1 if feature_map == "elu1" else RELU, 1.0)
+def norm_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map: str, chunk_size: int) -> Tensor:
+    """TransNormer NormAttention. Non-causal: the two-pass kernel with φ and the RMSNorm fused.
+    Causal: φ in PyTorch, then the decayed scan with no decay, then the Triton RMSNorm."""
+    feature = ELU1 if feature_map == "elu1" else RELU
+    if not causal:
+        return LinearAttention.apply(q, k, v, None, None, NORM, feature, 1.0)
+    from .norm.reference import FEATURE_MAPS
+    from .rms_norm_triton import simple_rms_norm
+    from .scan_triton import DecayedLinearAttention
+
+    phi = FEATURE_MAPS[feature_map]
+    no_decay = torch.zeros(q.shape[1], device=q.device)
+    return simple_rms_norm(DecayedLinearAttention.apply(phi(q), phi(k), v, no_decay, True))
 
 
-__all__ = ["LinearAttention", "mala_attention", "nala_attention", "norm_attention_noncausal"]
+__all__ = ["LinearAttention", "mala_attention", "nala_attention", "norm_attention"]

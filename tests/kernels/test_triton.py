@@ -110,3 +110,9 @@ def test_fused_rope(kind, n, d):
 
 def test_fused_mala_scale():
     compare("mala", (1, 2, 37, 50, 16, 16), scale=0.4)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("feature_map", ["elu1", "relu"])
+def test_fused_norm_feature_maps(causal, feature_map):
+    compare("norm", (1, 2, 100, 100, 32, 16), causal=causal, feature_map=feature_map)

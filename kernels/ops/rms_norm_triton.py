@@ -1,0 +1,65 @@
+"""TransNormer's SimpleRMSNorm, y = x / (‖x‖/√n + eps), as a row-wise Triton kernel with its backward."""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from .triton_utils import block_dim, new_empty
+
+EPS = 1e-6
+
+
+@triton.jit
+def _rms_norm_fwd(X, Y, ROWS, N, eps, BLOCK_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    cols = tl.arange(0, BLOCK)
+    mask = (rows[:, None] < ROWS) & (cols[None, :] < N)
+    x = tl.load(X + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    rms = tl.sqrt(tl.sum(x * x, 1) / N)
+    tl.store(Y + rows[:, None] * N + cols[None, :], (x / (rms + eps)[:, None]).to(Y.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def _rms_norm_bwd(X, DY, DX, ROWS, N, eps, BLOCK_ROWS: tl.constexpr, BLOCK: tl.constexpr):
+    """dx = c·dy − c²(dy·x)·x/(n·rms), c = 1/(rms + eps); the second term vanishes with x (rms = 0)."""
+    rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
+    cols = tl.arange(0, BLOCK)
+    mask = (rows[:, None] < ROWS) & (cols[None, :] < N)
+    x = tl.load(X + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    dy = tl.load(DY + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    rms = tl.sqrt(tl.sum(x * x, 1) / N)
+    c = 1.0 / (rms + eps)
+    proj = tl.where(rms > 0, tl.sum(dy * x, 1) * c * c / (N * tl.maximum(rms, 1e-30)), 0.0)
+    dx = c[:, None] * dy - proj[:, None] * x
+    tl.store(DX + rows[:, None] * N + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+
+
+def _launch(kernel, *tensors: Tensor, n: int) -> None:
+    rows = tensors[0].numel() // n
+    block = block_dim(n)
+    block_rows = max(1, min(64, 4096 // block))
+    kernel[(triton.cdiv(rows, block_rows),)](*tensors, rows, n, EPS, BLOCK_ROWS=block_rows, BLOCK=block)
+
+
+class SimpleRMSNorm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor) -> Tensor:
+        x = x.contiguous()
+        y = new_empty(*x.shape, like=x)
+        _launch(_rms_norm_fwd, x, y, n=x.shape[-1])
+        ctx.save_for_backward(x)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy: Tensor) -> Tensor:
+        (x,) = ctx.saved_tensors
+        dx = new_empty(*x.shape, like=x)
+        _launch(_rms_norm_bwd, x, dy.contiguous(), dx, n=x.shape[-1])
+        return dx
+
+
+def simple_rms_norm(x: Tensor) -> Tensor:
+    return SimpleRMSNorm.apply(x)
