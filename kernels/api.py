@@ -133,6 +133,14 @@ def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, A
         return f"dtype {q.dtype}: the kernels take {_TRITON_DTYPES}"
     if max(q.shape[-1], v.shape[-1]) > MAX_TRITON_DIM:
         return f"head dims D={q.shape[-1]}, Dv={v.shape[-1]}: the kernels take at most {MAX_TRITON_DIM}"
+    if kind == "soft":
+        m = (
+            min(resolved["num_landmarks"], v.shape[-2])
+            if resolved["landmarks"] is None
+            else resolved["landmarks"].shape[-2]
+        )
+        if m > MAX_TRITON_DIM:
+            return f"{m} landmarks: the kernel holds at most {MAX_TRITON_DIM}"
     for name in ("slopes", "rope"):
         value = resolved.get(name)
         tensors = value if isinstance(value, tuple) else (value,)

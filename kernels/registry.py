@@ -88,6 +88,7 @@ KIND_TABLE: dict[str, Kind] = {
             "newton_iters": Option(20, opt.integer("newton_iters", 0)),
             "landmarks": Option(None, opt.landmarks),
         },
+        triton="soft.triton:soft_attention",
     ),
     "local": Kind(
         local_attention,

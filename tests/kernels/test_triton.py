@@ -116,3 +116,18 @@ def test_fused_mala_scale():
 @pytest.mark.parametrize("feature_map", ["elu1", "relu"])
 def test_fused_norm_feature_maps(causal, feature_map):
     compare("norm", (1, 2, 100, 100, 32, 16), causal=causal, feature_map=feature_map)
+
+
+@pytest.mark.parametrize("num_landmarks", [1, 7, 49, 100])
+def test_fused_soft_landmark_counts(num_landmarks):
+    compare("soft", (1, 2, 150, 120, 16, 24), num_landmarks=num_landmarks, newton_iters=8)
+
+
+def test_fused_soft_explicit_landmarks_get_gradients():
+    q, k, v = (t.float().to(DEVICE) for t in make_qkv("soft", 1, 2, 40, 50, 16, 8))
+    grads = {}
+    for backend in ("reference", "triton"):
+        lm = (torch.randn(1, 2, 6, 16, generator=torch.Generator().manual_seed(5)) * 0.5).to(DEVICE).requires_grad_()
+        kernels.attention(q, k, v, "soft", landmarks=lm, backend=backend).pow(2).sum().backward()
+        grads[backend] = lm.grad
+    assert rel_rms(grads["reference"], grads["triton"]) < 1e-3

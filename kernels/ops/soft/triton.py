@@ -1,0 +1,346 @@
+"""SOFT in Triton: the Gaussian kernel G(x, l) = exp(−‖x−l‖²/2) fused with its products.
+
+O = G(Q,L)·W with W = pinv(G(L,L))·G(K,L)ᵀV. The N-sized work runs in three kernels, each used twice:
+  reduce: Σ_r G(x_r, L)ᵀ y_r          (T = G(K,L)ᵀV forward; dW = G(Q,L)ᵀdO backward)
+  apply:  G(x_r, L)·w for every row   (O = G(Q,L)W forward; dV = G(K,L)dT backward)
+  grad:   E = (y zᵀ)∘G(x, L); dx = E·L − rowsum(E)·x; dL = Σ_r Eᵀx − colsum(E)·L
+The m×m landmark work (segment means, G(L,L), Newton–Schulz) is tiny and stays in PyTorch autograd.
+Squared distances are summed from differences, feature by feature, in fp32 (no ‖a‖²+‖b‖²−2a·b).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+from torch import Tensor
+
+from ..triton_utils import block_dim, interpreting, new_empty, strides
+from .reference import gaussian_kernel, newton_schulz_pinv, segment_means
+
+
+@triton.jit
+def _gauss_tile(
+    X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr
+):
+    """G(x_r, l_m) for a tile of rows and all landmarks; zero outside the rows and landmarks that exist."""
+    dist = tl.zeros([BLOCK_N, BLOCK_L], tl.float32)
+    for d in range(0, D):
+        xc = tl.load(X + x_off + rows * sxn + d * sxd, mask=rows < N, other=0.0).to(tl.float32)
+        lc = tl.load(L + l_off + lms * sln + d * sld, mask=lms < M, other=0.0).to(tl.float32)
+        diff = xc[:, None] - lc[None, :]
+        dist += diff * diff
+    return tl.where((rows[:, None] < N) & (lms[None, :] < M), tl.exp(-0.5 * dist), 0.0)
+
+
+@triton.jit
+def _load(P, off, rows, cols, sr, sc, R, C):
+    return tl.load(
+        P + off + rows[:, None] * sr + cols[None, :] * sc, mask=(rows[:, None] < R) & (cols[None, :] < C), other=0.0
+    ).to(tl.float32)
+
+
+@triton.jit
+def _reduce(
+    X,
+    L,
+    Y,
+    PART,
+    sxb,
+    sxh,
+    sxn,
+    sxd,
+    slb,
+    slh,
+    sln,
+    sld,
+    syb,
+    syh,
+    syn,
+    syd,
+    H,
+    N,
+    M,
+    D,
+    DY,
+    SPLITS,
+    BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_DY: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    lms = tl.arange(0, BLOCK_L)
+    offs_dy = tl.arange(0, BLOCK_DY)
+    acc = tl.zeros([BLOCK_L, BLOCK_DY], tl.float32)
+    for start in range(split * BLOCK_N, N, SPLITS * BLOCK_N):
+        rows = start + tl.arange(0, BLOCK_N)
+        g = _gauss_tile(
+            X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
+        )
+        y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
+        acc += tl.dot(tl.trans(g), y, input_precision="ieee")
+    tl.store(PART + (pid_bh * SPLITS + split) * BLOCK_L * BLOCK_DY + lms[:, None] * BLOCK_DY + offs_dy[None, :], acc)
+
+
+@triton.jit
+def _apply(
+    X,
+    L,
+    W,
+    OUT,
+    sxb,
+    sxh,
+    sxn,
+    sxd,
+    slb,
+    slh,
+    sln,
+    sld,
+    swb,
+    swh,
+    swm,
+    swd,
+    sob,
+    soh,
+    son,
+    sod,
+    H,
+    N,
+    M,
+    D,
+    DW,
+    BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_DW: tl.constexpr,
+):
+    pid_n = tl.program_id(0)
+    pid_bh = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    rows = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    lms = tl.arange(0, BLOCK_L)
+    offs_dw = tl.arange(0, BLOCK_DW)
+    g = _gauss_tile(
+        X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
+    )
+    w = _load(W, b * swb + h * swh, lms, offs_dw, swm, swd, M, DW)
+    out = tl.dot(g, w, input_precision="ieee")
+    tl.store(
+        OUT + b * sob + h * soh + rows[:, None] * son + offs_dw[None, :] * sod,
+        out.to(OUT.dtype.element_ty),
+        mask=(rows[:, None] < N) & (offs_dw[None, :] < DW),
+    )
+
+
+@triton.jit
+def _grad(
+    X,
+    L,
+    Y,
+    Z,
+    DX,
+    DL_PART,
+    sxb,
+    sxh,
+    sxn,
+    sxd,
+    slb,
+    slh,
+    sln,
+    sld,
+    syb,
+    syh,
+    syn,
+    syd,
+    szb,
+    szh,
+    szm,
+    szd,
+    H,
+    N,
+    M,
+    D,
+    DY,
+    SPLITS,
+    BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    BLOCK_DY: tl.constexpr,
+):
+    pid_bh = tl.program_id(0)
+    split = tl.program_id(1)
+    b = pid_bh // H
+    h = pid_bh % H
+    lms = tl.arange(0, BLOCK_L)
+    offs_d = tl.arange(0, BLOCK_D)
+    offs_dy = tl.arange(0, BLOCK_DY)
+    l_off = b * slb + h * slh
+    lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
+    z = _load(Z, b * szb + h * szh, lms, offs_dy, szm, szd, M, DY)
+    dl = tl.zeros([BLOCK_L, BLOCK_D], tl.float32)
+    for start in range(split * BLOCK_N, N, SPLITS * BLOCK_N):
+        rows = start + tl.arange(0, BLOCK_N)
+        x_off = b * sxb + h * sxh
+        g = _gauss_tile(X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L)
+        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
+        y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
+        e = tl.dot(y, tl.trans(z), input_precision="ieee") * g  # dL/dG ∘ G, [rows, landmarks]
+        dx = tl.dot(e, lm, input_precision="ieee") - tl.sum(e, 1)[:, None] * x
+        dl += tl.dot(tl.trans(e), x, input_precision="ieee") - tl.sum(e, 0)[:, None] * lm
+        tl.store(
+            DX + x_off + rows[:, None] * sxn + offs_d[None, :] * sxd,
+            dx.to(DX.dtype.element_ty),
+            mask=(rows[:, None] < N) & (offs_d[None, :] < D),
+        )
+    tl.store(DL_PART + (pid_bh * SPLITS + split) * BLOCK_L * BLOCK_D + lms[:, None] * BLOCK_D + offs_d[None, :], dl)
+
+
+def _blocks(n: int, d: int, m: int) -> tuple[int, int, int]:
+    block_l = block_dim(m)
+    return (64 if block_l <= 64 and d <= 64 else 32), block_l, block_dim(d)
+
+
+def _splits(bh: int, tiles: int, device: torch.device) -> int:
+    if interpreting() or device.type != "cuda":
+        return min(2, tiles)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(tiles, triton.cdiv(2 * sms, bh)))
+
+
+def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
+    """Σ_r G(x_r, L)ᵀ y_r -> [B, H, m, Dy] in fp32."""
+    B, H, N, D = x.shape
+    M, DY = lm.shape[-2], y.shape[-1]
+    block_n, block_l, _ = _blocks(N, D, M)
+    block_dy = block_dim(DY)
+    splits = _splits(B * H, triton.cdiv(N, block_n), x.device)
+    part = torch.empty(B * H, splits, block_l, block_dy, device=x.device, dtype=torch.float32)
+    _reduce[(B * H, splits)](
+        x,
+        lm,
+        y,
+        part,
+        *strides(x),
+        *strides(lm),
+        *strides(y),
+        H,
+        N,
+        M,
+        D,
+        DY,
+        splits,
+        BLOCK_N=block_n,
+        BLOCK_L=block_l,
+        BLOCK_DY=block_dy,
+    )
+    return part.sum(1)[:, :M, :DY].reshape(B, H, M, DY)
+
+
+def _apply_rows(x: Tensor, lm: Tensor, w: Tensor, dtype: torch.dtype) -> Tensor:
+    """G(x_r, L)·w for every row -> [B, H, N, Dw] in `dtype`."""
+    B, H, N, D = x.shape
+    M, DW = lm.shape[-2], w.shape[-1]
+    block_n, block_l, _ = _blocks(N, D, M)
+    out = new_empty(B, H, N, DW, like=x, dtype=dtype)
+    _apply[(triton.cdiv(N, block_n), B * H)](
+        x,
+        lm,
+        w,
+        out,
+        *strides(x),
+        *strides(lm),
+        *strides(w),
+        *strides(out),
+        H,
+        N,
+        M,
+        D,
+        DW,
+        BLOCK_N=block_n,
+        BLOCK_L=block_l,
+        BLOCK_DW=block_dim(DW),
+    )
+    return out
+
+
+def _grad_rows(x: Tensor, lm: Tensor, y: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
+    """Gradients of Σ_r y_r·(G(x_r, L) z) with respect to x and L."""
+    B, H, N, D = x.shape
+    M, DY = lm.shape[-2], y.shape[-1]
+    block_n, block_l, block_d = _blocks(N, D, M)
+    splits = _splits(B * H, triton.cdiv(N, block_n), x.device)
+    x = x.contiguous()
+    dx = new_empty(*x.shape, like=x)
+    part = torch.empty(B * H, splits, block_l, block_d, device=x.device, dtype=torch.float32)
+    _grad[(B * H, splits)](
+        x,
+        lm,
+        y,
+        z,
+        dx,
+        part,
+        *strides(x),
+        *strides(lm),
+        *strides(y),
+        *strides(z),
+        H,
+        N,
+        M,
+        D,
+        DY,
+        splits,
+        BLOCK_N=block_n,
+        BLOCK_L=block_l,
+        BLOCK_D=block_d,
+        BLOCK_DY=block_dim(DY),
+    )
+    return dx, part.sum(1)[:, :M, :D].reshape(B, H, M, D)
+
+
+class GaussReduce(torch.autograd.Function):
+    """T = G(x, L)ᵀ y."""
+
+    @staticmethod
+    def forward(ctx, x, lm, y):
+        ctx.save_for_backward(x, lm, y)
+        return _reduce_rows(x, lm, y)
+
+    @staticmethod
+    def backward(ctx, dt):
+        x, lm, y = ctx.saved_tensors
+        dt = dt.contiguous()
+        dy = _apply_rows(x, lm, dt, y.dtype)
+        dx, dl = _grad_rows(x, lm, y, dt)
+        return dx, dl, dy
+
+
+class GaussApply(torch.autograd.Function):
+    """O = G(x, L) w."""
+
+    @staticmethod
+    def forward(ctx, x, lm, w):
+        ctx.save_for_backward(x, lm, w)
+        return _apply_rows(x, lm, w, x.dtype)
+
+    @staticmethod
+    def backward(ctx, dout):
+        x, lm, w = ctx.saved_tensors
+        dw = _reduce_rows(x, lm, dout)
+        dx, dl = _grad_rows(x, lm, dout, w)
+        return dx, dl, dw
+
+
+def soft_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, num_landmarks: int, newton_iters: int, landmarks: Tensor | None
+) -> Tensor:
+    """Landmarks, G(L,L) and its Newton–Schulz pinv in fp32 PyTorch; every N-sized product fused."""
+    if landmarks is None:
+        lm = segment_means(k.float(), num_landmarks)
+    else:
+        lm = landmarks.float().expand(*k.shape[:2], *landmarks.shape[-2:])
+    inverse = newton_schulz_pinv(gaussian_kernel(lm, lm), newton_iters)
+    t = GaussReduce.apply(k, lm, v)
+    return GaussApply.apply(q, lm, inverse @ t)
