@@ -1,6 +1,7 @@
 """The benchmark CLI writes a table, JSON and PNG; its memory probe sees a known allocation."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -39,6 +40,40 @@ def test_bench_writes_table_json_png(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_bench_checks_fused_kernels_then_times_them(tmp_path):
+    """The GPU suite's flow, on the CPU: Triton kernels (interpreted) checked against float64, then timed."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "kernels.bench",
+        "--quick",
+        "--backend",
+        "triton",
+        "--check",
+        "--seq",
+        "20",
+        "--batch",
+        "1",
+        "--heads",
+        "2",
+        "--kinds",
+        "sigmoid",
+        "lightning",
+        "--out",
+        str(tmp_path),
+    ]
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "TRITON_INTERPRET": "1"}
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads((tmp_path / "kernels-cpu-quick.json").read_text())
+    checked = {(c["kind"], c["causal"]) for c in data["checks"] if c["ok"]}
+    assert checked == {("sigmoid", False), ("sigmoid", True), ("lightning", False), ("lightning", True)}
+    assert data["roofline"]["copy_tbps"] > 0 and data["roofline"]["matmul_tflops"] > 0
+    for row in data["rows"]:
+        assert row["fwd_roofline"] > 0 and row["fwd_tflops"] > 0
+
+
 def test_bench_bad_device_exits_2(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kernels.bench", "--device", "cuda:abc", "--out", str(tmp_path)],
@@ -59,3 +94,32 @@ def test_peak_memory_sees_a_known_allocation():
         x = torch.ones(64 * 2**20 // 4)  # 64 MiB, touched
         del x
     assert 60 <= peak["mib"] < 200, peak
+
+
+def test_targets_and_work_models_hand_worked():
+    from kernels.bench import SDPA, Row, Suite, evaluate_targets, forward_bytes, forward_flops
+
+    suite = Suite(8, 12, 64, (1024,), "bfloat16", 0, 1)
+    assert forward_flops("softmax", 1024, suite, causal=False) == 4 * 96 * 1024 * 1024 * 64
+    assert forward_flops("softmax", 1024, suite, causal=True) == 2 * 96 * 1024 * 1024 * 64
+    assert forward_flops("local", 1024, suite, causal=False) == 4 * 96 * 1024 * 64 * 64
+    assert forward_bytes(1024, suite) == 4 * 96 * 1024 * 64 * 2
+
+    def row(kind, n, ms, roof=None):
+        return Row(kind, False, n, ms, 2 * ms, None, None, fwd_roofline=roof)
+
+    rows = [
+        row(SDPA, 1024, 1.2),
+        row("sigmoid", 1024, 1.0),
+        row("softmax", 1024, 1.5),
+        row("nala", 1024, 0.5, 0.8),
+        row(SDPA, 196, 0.1),
+        row("sigmoid", 196, 0.2),
+    ]
+    verdicts = {t["target"]: t["ok"] for t in evaluate_targets(rows)}
+    assert verdicts == {
+        "sigmoid forward >= 1.1x SDPA at N=1024": True,  # 1.2 / 1.0
+        "softmax forward >= 0.9x SDPA at N=1024": False,  # 1.2 / 1.5 = 0.8
+        "nala forward faster than SDPA at N=1024": True,
+        "nala >= 70% of copy bandwidth at N=1024": True,
+    }
