@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_utils import block_dim, fp32_tiles, interpreting, new_empty, strides
+from .triton_utils import block_dim, new_empty, reduction_splits, strides
 
 NALA, MALA, NORM = 0, 1, 2
 ELU1, RELU = 0, 1
@@ -53,7 +53,8 @@ def _rope_t(g, g_partner, sin_partner, cos, sign):
 
 
 @triton.jit
-def _load_rows(P, off, rows, cols, sn, sd, N, D, F32: tl.constexpr):
+def _load_rows(P, off, rows, cols, sn, sd, N, D):
+    """A masked tile in fp32: these kernels are bandwidth-bound, so all their arithmetic is fp32."""
     x = tl.load(
         P + off + rows[:, None] * sn + cols[None, :] * sd, mask=(rows[:, None] < N) & (cols[None, :] < D), other=0.0
     )
@@ -109,7 +110,6 @@ def _state_fwd(
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
-    F32: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
@@ -130,12 +130,12 @@ def _state_fwd(
     for start in range(split * BLOCK_N, NK, SPLITS * BLOCK_N):
         rows = start + tl.arange(0, BLOCK_N)
         valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
-        k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D, F32)
-        v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV, F32)
+        k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D)
+        v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV)
         if ROPE:
-            kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D, F32)
-            sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D, F32)
-            cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D, F32)
+            kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
+            sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
+            cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
         if KIND == 0:
             k3 = k * k * k
             f_a = tl.maximum(k3, 0.0)
@@ -193,7 +193,6 @@ def _query_terms(
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
-    F32: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
@@ -202,7 +201,7 @@ def _query_terms(
     partner = offs_d ^ 1
     sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
     valid = (rows[:, None] < NQ) & (offs_d[None, :] < D)
-    q = _load_rows(Q, q_off, rows, offs_d, sqn, sqd, NQ, D, F32)
+    q = _load_rows(Q, q_off, rows, offs_d, sqn, sqd, NQ, D)
     s_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     s_a = tl.load(s_ptr)
     s_b = tl.load(s_ptr + BLOCK_D * BLOCK_DV)
@@ -213,9 +212,9 @@ def _query_terms(
     cos = sin
     qp = sin
     if ROPE:
-        qp = _load_rows(Q, q_off, rows, partner, sqn, sqd, NQ, D, F32)
-        sin = _load_rows(SIN, rope_off_s, rows, offs_d, srn, srd, NQ, D, F32)
-        cos = _load_rows(COS, rope_off_c, rows, offs_d, scn, scd, NQ, D, F32)
+        qp = _load_rows(Q, q_off, rows, partner, sqn, sqd, NQ, D)
+        sin = _load_rows(SIN, rope_off_s, rows, offs_d, srn, srd, NQ, D)
+        cos = _load_rows(COS, rope_off_c, rows, offs_d, scn, scd, NQ, D)
     return q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean
 
 
@@ -252,7 +251,6 @@ def _apply_fwd(
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
-    F32: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
@@ -291,7 +289,6 @@ def _apply_fwd(
         KIND,
         FEATURE,
         ROPE,
-        F32,
         BLOCK_M,
         BLOCK_D,
         BLOCK_DV,
@@ -365,7 +362,6 @@ def _apply_bwd(
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
-    F32: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
@@ -412,15 +408,14 @@ def _apply_bwd(
             KIND,
             FEATURE,
             ROPE,
-            F32,
             BLOCK_M,
             BLOCK_D,
             BLOCK_DV,
         )
-        g = _load_rows(DO, b * sdb + h * sdh, rows, offs_dv, sdn, sdd, NQ, DV, F32)
+        g = _load_rows(DO, b * sdb + h * sdh, rows, offs_dv, sdn, sdd, NQ, DV)
         sin_p = sin
         if ROPE:
-            sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NQ, D, F32)
+            sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NQ, D)
         if KIND == 0:
             n, p, t = _nala_query(q)
             u_a = tl.maximum(q, 0.0) / n[:, None]
@@ -535,7 +530,6 @@ def _state_bwd(
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
-    F32: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     BLOCK_DV: tl.constexpr,
@@ -550,17 +544,17 @@ def _state_bwd(
     partner = offs_d ^ 1
     sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
     valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
-    k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D, F32)
-    v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV, F32)
+    k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D)
+    v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV)
     ds_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     dsp_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
     ds_a = tl.load(ds_ptr)
     dz_a = tl.load(DZ + pid_bh * 2 * BLOCK_D + offs_d)
     if ROPE:
-        kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D, F32)
-        sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D, F32)
-        sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D, F32)
-        cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D, F32)
+        kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
+        sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
+        sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D)
+        cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
     # dψ = v·dSᵀ (then Rᵀ), dφ = Rᵀdψ + dz, dv = ψ·dS; all scaled by 1/Nk (state and z are means).
     dpsi_a = tl.dot(v, tl.trans(ds_a), input_precision="ieee")
     if ROPE:
@@ -609,14 +603,6 @@ def _state_bwd(
     )
 
 
-def _splits(bh: int, tiles: int, device: torch.device) -> int:
-    """Programs per head for a reduction: enough to fill the GPU twice over, never more than the tiles."""
-    if interpreting() or device.type != "cuda":
-        return min(2, tiles)
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(tiles, triton.cdiv(2 * sms, bh)))
-
-
 class LinearAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, sin, cos, kind: int, feature: int, scale: float):
@@ -628,12 +614,12 @@ class LinearAttention(torch.autograd.Function):
         if not rope:
             sin = cos = q  # placeholders, never read
         inv_nk = 1.0 if kind == NORM else 1.0 / NK
-        splits = _splits(B * H, triton.cdiv(NK, block), q.device)
+        splits = reduction_splits(B * H, triton.cdiv(NK, block), q.device)
         f32 = torch.float32
         s_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
         z_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
         vs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, F32=fp32_tiles(q))
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope)
         _state_fwd[(B * H, splits)](
             k,
             v,
@@ -692,8 +678,8 @@ class LinearAttention(torch.autograd.Function):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, F32=fp32_tiles(q))
-        splits = _splits(B * H, triton.cdiv(NQ, block), q.device)
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope)
+        splits = reduction_splits(B * H, triton.cdiv(NQ, block), q.device)
         f32 = torch.float32
         ds_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
         dz_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)

@@ -41,3 +41,12 @@ def new_empty(*shape: int, like: Tensor, dtype: torch.dtype | None = None) -> Te
     if os.environ.get("KERNELS_NAN_FILL") == "1":
         out.fill_(float("nan"))
     return out
+
+
+def reduction_splits(bh: int, tiles: int, device: torch.device) -> int:
+    """Programs per head for a reduction over tokens: enough to fill the GPU twice over, never more
+    than there are tiles (two under the interpreter, so the partial-sum path is always exercised)."""
+    if interpreting() or device.type != "cuda":
+        return min(2, tiles)
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return max(1, min(tiles, triton.cdiv(2 * sms, bh)))

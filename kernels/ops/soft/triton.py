@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..triton_utils import block_dim, interpreting, new_empty, strides
+from ..triton_utils import block_dim, new_empty, reduction_splits, strides
 from .reference import gaussian_kernel, newton_schulz_pinv, segment_means
 
 
@@ -203,20 +203,13 @@ def _blocks(n: int, d: int, m: int) -> tuple[int, int, int]:
     return (64 if block_l <= 64 and d <= 64 else 32), block_l, block_dim(d)
 
 
-def _splits(bh: int, tiles: int, device: torch.device) -> int:
-    if interpreting() or device.type != "cuda":
-        return min(2, tiles)
-    sms = torch.cuda.get_device_properties(device).multi_processor_count
-    return max(1, min(tiles, triton.cdiv(2 * sms, bh)))
-
-
 def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
     """Σ_r G(x_r, L)ᵀ y_r -> [B, H, m, Dy] in fp32."""
     B, H, N, D = x.shape
     M, DY = lm.shape[-2], y.shape[-1]
     block_n, block_l, _ = _blocks(N, D, M)
     block_dy = block_dim(DY)
-    splits = _splits(B * H, triton.cdiv(N, block_n), x.device)
+    splits = reduction_splits(B * H, triton.cdiv(N, block_n), x.device)
     part = torch.empty(B * H, splits, block_l, block_dy, device=x.device, dtype=torch.float32)
     _reduce[(B * H, splits)](
         x,
@@ -271,7 +264,7 @@ def _grad_rows(x: Tensor, lm: Tensor, y: Tensor, z: Tensor) -> tuple[Tensor, Ten
     B, H, N, D = x.shape
     M, DY = lm.shape[-2], y.shape[-1]
     block_n, block_l, block_d = _blocks(N, D, M)
-    splits = _splits(B * H, triton.cdiv(N, block_n), x.device)
+    splits = reduction_splits(B * H, triton.cdiv(N, block_n), x.device)
     x = x.contiguous()
     dx = new_empty(*x.shape, like=x)
     part = torch.empty(B * H, splits, block_l, block_d, device=x.device, dtype=torch.float32)
