@@ -1,2 +1,25 @@
-"""Vision backbones on the shared attention library: timm-registered ViTs, hierarchical
-linear-attention models and MAE. Filled by the backbones issue."""
+"""Vision backbones on the shared attention library, registered with timm.
+
+import vision, timm
+model = timm.create_model("lavit_small_patch16_224", attn_kind="nala")
+vision.list_models()
+"""
+
+from __future__ import annotations
+
+import timm
+
+from . import models  # noqa: F401  (registers the models with timm)
+from .layers import ATTN_KINDS, KernelAttention
+
+
+def list_models() -> list[str]:
+    """Our model names, as timm lists them."""
+    return sorted(
+        name for name in timm.list_models() if timm.models.get_pretrained_cfg(name) is not None and name in _OURS
+    )
+
+
+_OURS = {"lavit_tiny_patch16_224", "lavit_small_patch16_224", "lavit_base_patch16_224"}
+
+__all__ = ["ATTN_KINDS", "KernelAttention", "list_models"]

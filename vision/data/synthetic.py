@@ -1,0 +1,146 @@
+"""Procedural shapes on textured backgrounds: a classification set made on the fly, for tests and demos.
+
+The class is the shape; colour, size, position, rotation, fill texture and background texture vary
+freely, so a model must learn shape, not colour. Image i of a split is a pure function of (seed, split, i).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch.utils.data import Dataset
+
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "star", "hexagon", "bar")
+_SPLIT_OFFSET = {"train": 0, "val": 1_000_003, "test": 2_000_003}
+
+
+def _polygon(cx: float, cy: float, radius: float, corners: int, angle: float, inner: float | None = None):
+    points = []
+    steps = corners * (2 if inner else 1)
+    for i in range(steps):
+        r = radius if inner is None or i % 2 == 0 else radius * inner
+        a = angle + 2 * math.pi * i / steps
+        points.append((cx + r * math.cos(a), cy + r * math.sin(a)))
+    return points
+
+
+def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray:
+    """An RGB texture around a base colour: flat, stripes, checks, gradient or noise."""
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
+    kind = rng.integers(5)
+    if kind == 0:
+        pattern = np.zeros((size, size), np.float32)
+    elif kind == 1:
+        freq, theta = rng.uniform(3, 10), rng.uniform(0, math.pi)
+        pattern = np.sin(2 * math.pi * freq * (xx * math.cos(theta) + yy * math.sin(theta)))
+    elif kind == 2:
+        freq = rng.integers(2, 8)
+        pattern = ((np.floor(xx * freq) + np.floor(yy * freq)) % 2) * 2 - 1
+    elif kind == 3:
+        pattern = (xx * rng.uniform(-1, 1) + yy * rng.uniform(-1, 1)) * 2
+    else:
+        pattern = rng.standard_normal((size, size)).astype(np.float32)
+    contrast = rng.uniform(0.05, 0.35)
+    second = rng.uniform(0, 1, 3)
+    image = base[None, None, :] + contrast * pattern[..., None] * (second - 0.5)[None, None, :] * 2
+    return np.clip(image, 0, 1)
+
+
+def render_shape(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """One HxWx3 float image in 0..1 showing shape SHAPES[label]."""
+    background = _texture(rng, size, rng.uniform(0, 1, 3))
+    color = rng.uniform(0, 1, 3)
+    while np.abs(color - background.mean((0, 1))).sum() < 0.6:  # keep the shape visible
+        color = rng.uniform(0, 1, 3)
+    foreground = _texture(rng, size, color)
+
+    scale = 4  # draw the mask at 4x and downsample: anti-aliased edges
+    big = size * scale
+    mask = Image.new("L", (big, big), 0)
+    draw = ImageDraw.Draw(mask)
+    radius = rng.uniform(0.22, 0.4) * big
+    cx, cy = (rng.uniform(radius, big - radius) for _ in range(2))
+    angle = rng.uniform(0, 2 * math.pi)
+    name = SHAPES[label]
+    if name == "circle":
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=255)
+    elif name == "ring":
+        draw.ellipse([cx - radius, cy - radius, cx + radius, cy + radius], fill=255)
+        r2 = radius * 0.55
+        draw.ellipse([cx - r2, cy - r2, cx + r2, cy + r2], fill=0)
+    elif name == "square":
+        draw.polygon(_polygon(cx, cy, radius, 4, angle), fill=255)
+    elif name == "triangle":
+        draw.polygon(_polygon(cx, cy, radius, 3, angle), fill=255)
+    elif name == "hexagon":
+        draw.polygon(_polygon(cx, cy, radius, 6, angle), fill=255)
+    elif name == "star":
+        draw.polygon(_polygon(cx, cy, radius, 5, angle, inner=0.4), fill=255)
+    elif name == "cross":
+        w = radius * 0.3
+        for a in (angle, angle + math.pi / 2):
+            dx, dy = math.cos(a), math.sin(a)
+            ox, oy = -dy * w, dx * w
+            draw.polygon(
+                [
+                    (cx - dx * radius + ox, cy - dy * radius + oy),
+                    (cx + dx * radius + ox, cy + dy * radius + oy),
+                    (cx + dx * radius - ox, cy + dy * radius - oy),
+                    (cx - dx * radius - ox, cy - dy * radius - oy),
+                ],
+                fill=255,
+            )
+    elif name == "bar":
+        w = radius * 0.25
+        dx, dy = math.cos(angle), math.sin(angle)
+        ox, oy = -dy * w, dx * w
+        draw.polygon(
+            [
+                (cx - dx * radius + ox, cy - dy * radius + oy),
+                (cx + dx * radius + ox, cy + dy * radius + oy),
+                (cx + dx * radius - ox, cy + dy * radius - oy),
+                (cx - dx * radius - ox, cy - dy * radius - oy),
+            ],
+            fill=255,
+        )
+    alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255
+    return background * (1 - alpha) + foreground * alpha
+
+
+class SyntheticShapes(Dataset):
+    """`length` images of `num_classes` shape classes (balanced), as ([3,S,S] float tensor in 0..1, label)."""
+
+    def __init__(
+        self,
+        length: int,
+        image_size: int = 32,
+        num_classes: int = 4,
+        seed: int = 0,
+        split: str = "train",
+        transform=None,
+    ):
+        if not 2 <= num_classes <= len(SHAPES):
+            raise ValueError(f"num_classes: expected 2..{len(SHAPES)}, got {num_classes}")
+        if split not in _SPLIT_OFFSET:
+            raise ValueError(f"split: expected one of {tuple(_SPLIT_OFFSET)}, got {split!r}")
+        if length < 1 or image_size < 8:
+            raise ValueError(f"length >= 1 and image_size >= 8 expected, got {length}, {image_size}")
+        self.length, self.image_size, self.num_classes = length, image_size, num_classes
+        self.seed, self.split, self.transform = seed, split, transform
+        self.classes = list(SHAPES[:num_classes])
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int):
+        if not 0 <= index < self.length:
+            raise IndexError(index)
+        label = index % self.num_classes
+        rng = np.random.default_rng([self.seed, _SPLIT_OFFSET[self.split], index])
+        image = torch.from_numpy(render_shape(label, self.image_size, rng)).permute(2, 0, 1).float().contiguous()
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label

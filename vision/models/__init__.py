@@ -1,0 +1,5 @@
+"""Models registered with timm on import."""
+
+from .lavit import LaViT
+
+__all__ = ["LaViT"]
