@@ -10,6 +10,7 @@ from __future__ import annotations
 import timm
 
 from . import models  # noqa: F401  (registers the models with timm)
+from .checkpoint import LoadReport, load_checkpoint, read_state_dict
 from .layers import ATTN_KINDS, KernelAttention
 
 
@@ -20,6 +21,14 @@ def list_models() -> list[str]:
     )
 
 
-_OURS = {"lavit_tiny_patch16_224", "lavit_small_patch16_224", "lavit_base_patch16_224"}
+_OURS = {
+    "lavit_tiny_patch16_224",
+    "lavit_small_patch16_224",
+    "lavit_base_patch16_224",
+    "nalaformer_t",
+    "nalaformer_s",
+    "mala_t",
+    "soft_tiny",
+}
 
-__all__ = ["ATTN_KINDS", "KernelAttention", "list_models"]
+__all__ = ["ATTN_KINDS", "KernelAttention", "LoadReport", "list_models", "load_checkpoint", "read_state_dict"]

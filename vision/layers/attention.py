@@ -108,15 +108,19 @@ class KernelAttention(nn.Module):
     def extra_repr(self) -> str:
         return f"attn_kind={self.kind!r}, num_heads={self.num_heads}, rope={self.use_rope}"
 
-    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing, unexpected, errors):
+    def adapt_state_dict(self, state: dict, prefix: str) -> None:
         """SOFT keeps only the q and v thirds of a softmax checkpoint's qkv (its K is Q)."""
-        key = prefix + "qkv.weight"
-        if self.kind == "soft" and key in state_dict and state_dict[key].shape[0] == 3 * self.proj.in_features:
-            for name in ("qkv.weight", "qkv.bias"):
-                if prefix + name in state_dict:
-                    q, _, v = state_dict[prefix + name].chunk(3, dim=0)
-                    state_dict[prefix + name] = torch.cat([q, v], dim=0)
-        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing, unexpected, errors)
+        if self.kind != "soft":
+            return
+        for name in ("qkv.weight", "qkv.bias"):
+            value = state.get(prefix + name)
+            if value is not None and value.shape[0] == 3 * self.proj.in_features:
+                q, _, v = value.chunk(3, dim=0)
+                state[prefix + name] = torch.cat([q, v], dim=0)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.adapt_state_dict(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(
         self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False, hw: tuple[int, int] | None = None

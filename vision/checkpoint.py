@@ -1,0 +1,110 @@
+"""Load a local checkpoint (timm, MAE, Lightning, ours) into a model by name and shape, and say what happened.
+
+Nothing is unpickled beyond tensors (safetensors, or torch.load with weights_only=True). Keys are matched
+after stripping wrapper prefixes ("module.", "model.", "net.", "encoder."); absolute position embeddings
+of another grid size are resampled; everything that does not match is reported and left as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+log = logging.getLogger(__name__)
+
+_WRAPPERS = ("state_dict", "model", "module", "model_ema")
+_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "encoder.")
+
+
+@dataclass
+class LoadReport:
+    copied: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # checkpoint key -> why it was not used
+    missing: list[str] = field(default_factory=list)  # model keys the checkpoint did not provide
+
+    def __str__(self) -> str:
+        lines = [
+            f"copied {len(self.copied)} tensors, skipped {len(self.skipped)}, "
+            f"left {len(self.missing)} model tensors as initialised"
+        ]
+        lines += [f"  skipped {key}: {why}" for key, why in sorted(self.skipped.items())]
+        lines += [f"  initialised {key}" for key in self.missing]
+        return "\n".join(lines)
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """Tensors of a .safetensors, .pth/.pt/.bin or Lightning .ckpt file, unwrapped and de-prefixed."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # corrupt, truncated, not a checkpoint, or holds non-tensor objects
+        raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
+    while isinstance(state, dict) and not any(isinstance(v, Tensor) for v in state.values()):
+        inner = next((state[k] for k in _WRAPPERS if isinstance(state.get(k), dict)), None)
+        if inner is None:
+            break
+        state = inner
+    if not isinstance(state, dict) or not any(isinstance(v, Tensor) for v in state.values()):
+        raise ValueError(f"checkpoint: {path} holds no tensors (expected a state dict)")
+    return {_strip(key): value for key, value in state.items() if isinstance(value, Tensor)}
+
+
+def _strip(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key, changed = key[len(prefix) :], True
+    return key
+
+
+def _resample_pos_embed(model: nn.Module, value: Tensor, target: Tensor) -> Tensor | None:
+    """A ViT position embedding of another grid size, resampled to the model's grid."""
+    from timm.layers import resample_abs_pos_embed
+
+    prefix = 0 if getattr(model, "no_embed_class", False) else getattr(model, "num_prefix_tokens", 0)
+    grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
+    if value.ndim != 3 or target.ndim != 3 or value.shape[-1] != target.shape[-1] or grid is None:
+        return None
+    return resample_abs_pos_embed(value, new_size=list(grid), num_prefix_tokens=prefix)
+
+
+def load_checkpoint(model: nn.Module, path: str | Path, *, verbose: bool = True) -> LoadReport:
+    """Copy every checkpoint tensor whose name and shape match the model's; return what was done."""
+    state = read_state_dict(path)
+    for name, module in model.named_modules():
+        adapt = getattr(module, "adapt_state_dict", None)
+        if adapt is not None:
+            adapt(state, f"{name}." if name else "")
+    own = model.state_dict()
+    report, accepted = LoadReport(), {}
+    for key, value in state.items():
+        if key not in own:
+            report.skipped[key] = "not in the model"
+            continue
+        if value.shape != own[key].shape and key.endswith("pos_embed"):
+            resampled = _resample_pos_embed(model, value, own[key])
+            if resampled is not None and resampled.shape == own[key].shape:
+                value = resampled
+        if value.shape != own[key].shape:
+            report.skipped[key] = f"shape {tuple(value.shape)} != model's {tuple(own[key].shape)}"
+            continue
+        accepted[key] = value
+        report.copied.append(key)
+    model.load_state_dict(accepted, strict=False)
+    report.missing = [key for key in own if key not in accepted]
+    if verbose:
+        log.info("loaded %s into %s:\n%s", path, type(model).__name__, report)
+    return report

@@ -1,0 +1,325 @@
+"""HiLaViT: a four-stage hierarchical ViT with a chosen attention kind per stage (NaLaFormer's skeleton).
+
+Conv stem (stride 4), then four stages; stages 2-4 open with a 3×3 stride-2 conv + BN (patch merging).
+Each block: x += CPE(x); x += LS·Attn(LN(x)); x += CPE(x); x += LS·FFN(LN(x)), with 3×3 depth-wise
+conv position encodings and an FFN whose hidden layer has a residual depth-wise conv. The attention is
+KernelAttention (optional 2-D RoPE). Presets: nalaformer_t/s and mala_t (linear attention in stages 1-2,
+softmax in 3-4, a 1×1 projection head), soft_tiny (SOFT in stages 1-3).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import DropPath, LayerScale, trunc_normal_
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import Tensor, nn
+
+from ..layers import KernelAttention
+
+
+class ConvStem(nn.Module):
+    """3→C/2 (3×3 s2), two 3×3 s1, then →C (3×3 s2): stride 4, BN after each conv, GELU between."""
+
+    def __init__(self, in_chans: int, dim: int):
+        super().__init__()
+        half = dim // 2
+        layers: list[nn.Module] = []
+        for i, (cin, cout, stride) in enumerate(
+            [(in_chans, half, 2), (half, half, 1), (half, half, 1), (half, dim, 2)]
+        ):
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout)]
+            if i < 3:
+                layers.append(nn.GELU())
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.layers(x)
+
+
+class ConvFFN(nn.Module):
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+        x = self.act(self.fc1(x))
+        return self.fc2(x + _conv_tokens(self.dwconv, x, hw))
+
+
+def _conv_tokens(conv: nn.Module, x: Tensor, hw: tuple[int, int]) -> Tensor:
+    B, N, C = x.shape
+    return conv(x.transpose(1, 2).reshape(B, C, *hw)).flatten(2).transpose(1, 2)
+
+
+class HiLaBlock(nn.Module):
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        attn_kind: str,
+        mlp_ratio: float,
+        drop_path: float,
+        layer_scale: float | None,
+        rope: bool,
+        landmark_ratio: int,
+        v_conv_size: int,
+    ):
+        super().__init__()
+        self.cpe1 = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = KernelAttention(
+            dim,
+            num_heads,
+            qkv_bias=True,
+            attn_kind=attn_kind,
+            rope=rope,
+            landmark_ratio=landmark_ratio,
+            v_conv_size=v_conv_size,
+        )
+        self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.cpe2 = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.ffn = ConvFFN(dim, int(dim * mlp_ratio))
+        self.ls2 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+
+    def forward(self, x: Tensor, hw: tuple[int, int]) -> Tensor:
+        x = x + _conv_tokens(self.cpe1, x, hw)
+        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), hw=hw)))
+        x = x + _conv_tokens(self.cpe2, x, hw)
+        return x + self.drop_path(self.ls2(self.ffn(self.norm2(x), hw)))
+
+
+class HiLaStage(nn.Module):
+    """NCHW in, NCHW out: optional patch merging, then blocks over the tokens."""
+
+    def __init__(self, in_dim: int, dim: int, depth: int, downsample: bool, drop_paths: Sequence[float], **block):
+        super().__init__()
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(in_dim, dim, 3, 2, 1, bias=False), nn.BatchNorm2d(dim))
+            if downsample
+            else nn.Identity()
+        )
+        self.blocks = nn.ModuleList(HiLaBlock(dim, drop_path=dp, **block) for dp in drop_paths)
+        self.grad_checkpointing = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.downsample(x)
+        B, C, H, W = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        for block in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                tokens = torch.utils.checkpoint.checkpoint(block, tokens, (H, W), use_reentrant=False)
+            else:
+                tokens = block(tokens, (H, W))
+        return tokens.transpose(1, 2).reshape(B, C, H, W)
+
+
+class HiLaViT(nn.Module):
+    def __init__(
+        self,
+        embed_dims: Sequence[int] = (64, 128, 256, 512),
+        depths: Sequence[int] = (2, 2, 6, 2),
+        num_heads: Sequence[int] = (1, 2, 4, 8),
+        attn_kinds: Sequence[str] = ("nala", "nala", "softmax", "softmax"),
+        mlp_ratios: float | Sequence[float] = 4.0,
+        landmark_ratios: Sequence[int] = (8, 4, 2, 1),
+        v_conv_sizes: Sequence[int] = (9, 5, 3, 3),
+        head_hidden_size: int | None = 1024,
+        rope: bool = True,
+        layer_scale: float | None = 1.0,
+        drop_path_rate: float = 0.1,
+        drop_rate: float = 0.0,
+        in_chans: int = 3,
+        num_classes: int = 1000,
+        global_pool: str = "avg",
+        attn_kind: str | None = None,
+    ):
+        super().__init__()
+        if attn_kind is not None:  # one kind for the stages that use linear attention
+            attn_kinds = [attn_kind if k != "softmax" else k for k in attn_kinds]
+        mlp_ratios = [mlp_ratios] * 4 if isinstance(mlp_ratios, (int, float)) else list(mlp_ratios)
+        for name, values in (
+            ("embed_dims", embed_dims),
+            ("depths", depths),
+            ("num_heads", num_heads),
+            ("attn_kinds", attn_kinds),
+            ("mlp_ratios", mlp_ratios),
+        ):
+            if len(values) != 4:
+                raise ValueError(f"{name}: expected 4 values (one per stage), got {list(values)}")
+        self.num_classes = num_classes
+        self.global_pool = global_pool
+        self.attn_kinds = tuple(attn_kinds)
+        self.stem = ConvStem(in_chans, embed_dims[0])
+        rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
+        stages, start = [], 0
+        for i in range(4):
+            stages.append(
+                HiLaStage(
+                    embed_dims[max(i - 1, 0)],
+                    embed_dims[i],
+                    depths[i],
+                    downsample=i > 0,
+                    drop_paths=rates[start : start + depths[i]],
+                    num_heads=num_heads[i],
+                    attn_kind=attn_kinds[i],
+                    mlp_ratio=mlp_ratios[i],
+                    layer_scale=layer_scale,
+                    rope=rope,
+                    landmark_ratio=landmark_ratios[i],
+                    v_conv_size=v_conv_sizes[i],
+                )
+            )
+            start += depths[i]
+        self.stages = nn.Sequential(*stages)
+        self.feature_info = [dict(num_chs=embed_dims[i], reduction=4 * 2**i, module=f"stages.{i}") for i in range(4)]
+        self.num_features = embed_dims[-1]
+        if head_hidden_size:  # NaLaFormer's head: 1×1 projection, BN, SiLU, then pool
+            self.head_proj = nn.Sequential(
+                nn.Conv2d(embed_dims[-1], head_hidden_size, 1, bias=False), nn.BatchNorm2d(head_hidden_size), nn.SiLU()
+            )
+            self.head_hidden_size = head_hidden_size
+        else:  # a final LayerNorm over the pooled features
+            self.head_proj = nn.Identity()
+            self.head_hidden_size = embed_dims[-1]
+        self.head_norm = nn.Identity() if head_hidden_size else nn.LayerNorm(embed_dims[-1], eps=1e-6)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        for stage in self.stages:
+            stage.grad_checkpointing = enable
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        self.num_classes = num_classes
+        if global_pool is not None:
+            if global_pool not in ("avg", ""):
+                raise ValueError(f"global_pool: expected 'avg' or '', got {global_pool!r}")
+            self.global_pool = global_pool
+        self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """[B, 3, H, W] -> [B, C4, H/32, W/32]."""
+        return self.stages(self.stem(x))
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.head_proj(x)
+        if self.global_pool == "avg":
+            x = x.mean(dim=(2, 3))
+        x = self.head_drop(self.head_norm(x) if self.global_pool == "avg" else x)
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _cfg(**kwargs) -> dict:
+    return {
+        "num_classes": 1000,
+        "input_size": (3, 224, 224),
+        "pool_size": (7, 7),
+        "crop_pct": 0.9,
+        "interpolation": "bicubic",
+        "mean": IMAGENET_DEFAULT_MEAN,
+        "std": IMAGENET_DEFAULT_STD,
+        "first_conv": "stem.layers.0",
+        "classifier": "head",
+        **kwargs,
+    }
+
+
+default_cfgs = generate_default_cfgs({name: _cfg() for name in ("nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny")})
+
+
+def _create(variant: str, pretrained: bool, **kwargs) -> HiLaViT:
+    if pretrained:
+        raise ValueError(
+            f"pretrained: {variant} has no downloadable weights (nothing is fetched at run time); create it with "
+            "pretrained=False and load a local file with vision.load_checkpoint(model, path)"
+        )
+    out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
+    return build_model_with_cfg(
+        HiLaViT, variant, pretrained, feature_cfg=dict(out_indices=out_indices, flatten_sequential=True), **kwargs
+    )
+
+
+NALAFORMER_T = dict(
+    embed_dims=(64, 128, 256, 512), depths=(2, 2, 6, 2), num_heads=(1, 2, 4, 8), mlp_ratios=4.0, drop_path_rate=0.1
+)
+
+
+@register_model
+def nalaformer_t(pretrained: bool = False, **kwargs) -> HiLaViT:
+    """NaLaFormer-T shape (15M): NaLa in stages 1-2, softmax in 3-4."""
+    return _create(
+        "nalaformer_t", pretrained, **{**NALAFORMER_T, "attn_kinds": ("nala", "nala", "softmax", "softmax"), **kwargs}
+    )
+
+
+@register_model
+def nalaformer_s(pretrained: bool = False, **kwargs) -> HiLaViT:
+    """NaLaFormer-S shape (26M): NaLa in stages 1-2, softmax in 3-4.
+
+    NaLaFormer's softmax stages also carry the NaLa gate and LePE; ours are the plain (timm) softmax layer,
+    1.8M fewer parameters, which an FFN ratio of 4 (paper: 3.5) gives back: 25.6M against the paper's 26M.
+    """
+    args = dict(
+        embed_dims=(64, 128, 320, 512),
+        depths=(3, 5, 9, 3),
+        num_heads=(1, 2, 5, 8),
+        mlp_ratios=4.0,
+        drop_path_rate=0.15,
+        attn_kinds=("nala", "nala", "softmax", "softmax"),
+    )
+    return _create("nalaformer_s", pretrained, **{**args, **kwargs})
+
+
+@register_model
+def mala_t(pretrained: bool = False, **kwargs) -> HiLaViT:
+    """NaLaFormer-T's shape with MALA attention in stages 1-2."""
+    return _create(
+        "mala_t", pretrained, **{**NALAFORMER_T, "attn_kinds": ("mala", "mala", "softmax", "softmax"), **kwargs}
+    )
+
+
+@register_model
+def soft_tiny(pretrained: bool = False, **kwargs) -> HiLaViT:
+    """SOFT-Tiny shape (13M): SOFT in stages 1-3 (landmark pooling 8/4/2, DWConv(V) 9/5/3), softmax in 4."""
+    args = dict(
+        embed_dims=(64, 128, 320, 512),
+        depths=(1, 2, 3, 2),
+        num_heads=(2, 4, 10, 16),
+        mlp_ratios=4.0,
+        attn_kinds=("soft", "soft", "soft", "softmax"),
+        landmark_ratios=(8, 4, 2, 1),
+        v_conv_sizes=(9, 5, 3, 3),
+        head_hidden_size=None,
+        rope=False,
+        layer_scale=None,
+        drop_path_rate=0.1,
+    )
+    return _create("soft_tiny", pretrained, **{**args, **kwargs})
