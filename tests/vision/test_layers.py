@@ -1,0 +1,117 @@
+"""KernelAttention and its token-layout plumbing."""
+
+import pytest
+import torch
+from timm.layers import Attention
+
+from vision.layers import ATTN_KINDS, KernelAttention, TokenLayout, rope_2d
+from vision.layers.tokens import grid_to_tokens, infer_layout, tokens_to_grid
+
+POSITIONAL = ("lightning", "local")  # depend on sequence order, not only on grid positions
+
+
+def layer(kind, dim=32, heads=2, rope=False, prefix=1, **kw):
+    torch.manual_seed(0)
+    return KernelAttention(
+        dim, heads, qkv_bias=True, attn_kind=kind, rope=rope, num_prefix_tokens=prefix, landmark_ratio=2, **kw
+    ).eval()
+
+
+def test_softmax_layer_is_timm_attention():
+    ours, theirs = layer("softmax", 64, 4, prefix=1), Attention(64, 4, qkv_bias=True).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 1 + 49, 64)
+    assert torch.allclose(ours(x), theirs(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ATTN_KINDS)
+@pytest.mark.parametrize("rope", [False, True])
+def test_every_kind_runs_forward_and_backward(kind, rope):
+    attn = layer(kind, rope=rope).train()
+    x = torch.randn(2, 1 + 36, 32, requires_grad=True)
+    out = attn(x)
+    out.square().mean().backward()
+    assert out.shape == x.shape and torch.isfinite(out).all() and torch.isfinite(x.grad).all()
+    unused = [n for n, p in attn.named_parameters() if p.grad is None]
+    assert not unused, f"parameters that get no gradient (DDP would fail): {unused}"
+
+
+@pytest.mark.parametrize("kind", ATTN_KINDS)
+def test_non_square_grid_given_explicitly(kind):
+    attn = layer(kind, prefix=0)
+    x = torch.randn(2, 6 * 9, 32)
+    assert attn(x, hw=(6, 9)).shape == x.shape
+    with pytest.raises(ValueError, match="square"):
+        attn(x)
+
+
+@pytest.mark.parametrize("kind", [k for k in ATTN_KINDS if k not in POSITIONAL])
+def test_token_order_does_not_matter_when_the_layout_says_where_tokens_are(kind):
+    """Shuffle the grid tokens and tell the layer their positions (what MAE does): outputs follow the shuffle.
+    This checks that LePE, landmark pooling, DWConv(V) and RoPE read positions from the layout."""
+    attn = layer(kind, rope=kind != "soft", prefix=1)
+    x = torch.randn(2, 1 + 36, 32, dtype=torch.float64)
+    attn = attn.double()
+    full = attn(x)
+    perm = torch.stack([torch.randperm(36), torch.randperm(36)])
+    shuffled = torch.cat([x[:, :1], x[:, 1:].gather(1, perm[..., None].expand(-1, -1, 32))], dim=1)
+    attn.layout = TokenLayout((6, 6), prefix=1, keep=perm)
+    out = attn(shuffled)
+    expected = torch.cat([full[:, :1], full[:, 1:].gather(1, perm[..., None].expand(-1, -1, 32))], dim=1)
+    assert torch.allclose(out, expected, atol=1e-10)
+
+
+def test_lepe_is_local():
+    """NaLa's LePE adds V's 5×5 neighbourhood: changing a far token's value changes nothing through it."""
+    attn = layer("nala", prefix=0)
+    with torch.no_grad():
+        attn.lepe.weight.normal_()
+    v_grid = torch.randn(1, 32, 8, 8)
+    lepe = attn._lepe(v_grid.flatten(2).transpose(1, 2).reshape(1, 64, 2, 16).transpose(1, 2), TokenLayout((8, 8)))
+    bumped = v_grid.clone()
+    bumped[..., 7, 7] += 1.0
+    lepe2 = attn._lepe(bumped.flatten(2).transpose(1, 2).reshape(1, 64, 2, 16).transpose(1, 2), TokenLayout((8, 8)))
+    changed = (lepe2 - lepe).abs().sum(-1).reshape(8, 8) > 0
+    assert changed[5:, 5:].all() and not changed[:5].any() and not changed[:, :5].any()
+
+
+def test_layout_grid_roundtrip_with_masking():
+    layout = TokenLayout((4, 5), keep=torch.tensor([[3, 0, 19], [7, 8, 1]]))
+    tokens = torch.randn(2, 3, 6)
+    grid = tokens_to_grid(tokens, layout)
+    assert grid.shape == (2, 6, 4, 5) and grid[0, :, 0, 3].equal(tokens[0, 0]) and grid[1, :, 0, 1].equal(tokens[1, 2])
+    assert torch.isclose(grid.abs().sum(), tokens.abs().sum())  # everything else is zero
+    assert torch.equal(grid_to_tokens(grid, layout), tokens)
+    assert infer_layout(1 + 49, 1).hw == (7, 7)
+
+
+def test_rope_2d_angles():
+    sin, cos = rope_2d(TokenLayout((3, 4), prefix=1), 8, torch.device("cpu"))
+    assert sin.shape == (1, 1, 13, 8)
+    assert torch.equal(sin[0, 0, 0], torch.zeros(8)) and torch.equal(cos[0, 0, 0], torch.ones(8))
+    # token (row 2, col 1) is grid index 9 (+1 prefix); angles: rows x [1, 1e-4] on the first half, cols on the second
+    angles = torch.atan2(sin[0, 0, 10], cos[0, 0, 10])
+    expected = torch.tensor([2.0, 2.0, 2e-4, 2e-4, 1.0, 1.0, 1e-4, 1e-4])
+    assert torch.allclose(angles, expected, atol=1e-6)
+
+
+def test_soft_layer_takes_q_and_v_from_a_softmax_checkpoint():
+    softmax, soft = layer("softmax"), layer("soft")
+    result = soft.load_state_dict(softmax.state_dict(), strict=False)
+    q, _, v = softmax.qkv.weight.chunk(3)
+    assert torch.equal(soft.qkv.weight, torch.cat([q, v]))
+    assert set(result.missing_keys) == {
+        "landmark_conv.weight",
+        "landmark_norm.weight",
+        "landmark_norm.bias",
+        "v_conv.weight",
+    }
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="attn_kind"):
+        KernelAttention(32, 2, attn_kind="flash")
+    with pytest.raises(ValueError, match="attn_drop"):
+        KernelAttention(32, 2, attn_kind="nala", attn_drop=0.1)
+    with pytest.raises(ValueError, match="divisible"):
+        KernelAttention(30, 4)
