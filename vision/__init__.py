@@ -12,6 +12,8 @@ import timm
 from . import models  # noqa: F401  (registers the models with timm)
 from .checkpoint import LoadReport, load_checkpoint, read_state_dict
 from .layers import ATTN_KINDS, KernelAttention
+from .models.mae import MaskedAutoencoder
+from .training import ImageClassifier, MAEPretrainer
 
 
 def list_models() -> list[str]:
@@ -31,4 +33,14 @@ _OURS = {
     "soft_tiny",
 }
 
-__all__ = ["ATTN_KINDS", "KernelAttention", "LoadReport", "list_models", "load_checkpoint", "read_state_dict"]
+__all__ = [
+    "ATTN_KINDS",
+    "ImageClassifier",
+    "KernelAttention",
+    "LoadReport",
+    "MAEPretrainer",
+    "MaskedAutoencoder",
+    "list_models",
+    "load_checkpoint",
+    "read_state_dict",
+]

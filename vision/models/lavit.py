@@ -98,7 +98,7 @@ def _create(variant: str, pretrained: bool, **kwargs) -> LaViT:
 def lavit_tiny_patch16_224(pretrained: bool = False, **kwargs) -> LaViT:
     """ViT-Ti/16 (5.7M) with a chosen attention kind."""
     return _create(
-        "lavit_tiny_patch16_224", pretrained, **dict(patch_size=16, embed_dim=192, depth=12, num_heads=3), **kwargs
+        "lavit_tiny_patch16_224", pretrained, **{**dict(patch_size=16, embed_dim=192, depth=12, num_heads=3), **kwargs}
     )
 
 
@@ -106,7 +106,7 @@ def lavit_tiny_patch16_224(pretrained: bool = False, **kwargs) -> LaViT:
 def lavit_small_patch16_224(pretrained: bool = False, **kwargs) -> LaViT:
     """ViT-S/16 (22M) with a chosen attention kind."""
     return _create(
-        "lavit_small_patch16_224", pretrained, **dict(patch_size=16, embed_dim=384, depth=12, num_heads=6), **kwargs
+        "lavit_small_patch16_224", pretrained, **{**dict(patch_size=16, embed_dim=384, depth=12, num_heads=6), **kwargs}
     )
 
 
@@ -114,7 +114,7 @@ def lavit_small_patch16_224(pretrained: bool = False, **kwargs) -> LaViT:
 def lavit_base_patch16_224(pretrained: bool = False, **kwargs) -> LaViT:
     """ViT-B/16 (86M) with a chosen attention kind."""
     return _create(
-        "lavit_base_patch16_224", pretrained, **dict(patch_size=16, embed_dim=768, depth=12, num_heads=12), **kwargs
+        "lavit_base_patch16_224", pretrained, **{**dict(patch_size=16, embed_dim=768, depth=12, num_heads=12), **kwargs}
     )
 
 
