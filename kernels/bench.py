@@ -81,7 +81,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _median_ms(fn, device: torch.device, warmup: int, repeats: int) -> float:
+def median_ms(fn, device: torch.device, warmup: int, repeats: int) -> float:
     for _ in range(warmup):
         fn()
     times = []
@@ -133,8 +133,8 @@ def measure(kind: str, causal: bool, n: int, suite: Suite, device: torch.device)
         q.grad = k.grad = v.grad = None
         forward().backward(grad)
 
-    fwd = _median_ms(no_grad_forward, device, suite.warmup, suite.repeats)
-    fwd_bwd = _median_ms(forward_backward, device, suite.warmup, suite.repeats)
+    fwd = median_ms(no_grad_forward, device, suite.warmup, suite.repeats)
+    fwd_bwd = median_ms(forward_backward, device, suite.warmup, suite.repeats)
     with peak_memory(device) as fwd_peak:
         no_grad_forward()
     with peak_memory(device) as fwd_bwd_peak:
@@ -165,10 +165,10 @@ def measure_roofline(device: torch.device, dtype: torch.dtype) -> dict[str, floa
     numel = (256 if device.type == "cuda" else 32) * 2**20 // 4
     src = torch.randn(numel, device=device)
     dst = torch.empty_like(src)
-    copy_ms = _median_ms(lambda: dst.copy_(src), device, 3, 10)
+    copy_ms = median_ms(lambda: dst.copy_(src), device, 3, 10)
     size = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
-    mm_ms = _median_ms(lambda: a @ b, device, 3, 10)
+    mm_ms = median_ms(lambda: a @ b, device, 3, 10)
     return {"copy_tbps": 2 * src.numel() * 4 / copy_ms / 1e9, "matmul_tflops": 2 * size**3 / mm_ms / 1e9}
 
 
@@ -286,7 +286,7 @@ def format_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -450,8 +450,8 @@ def main(argv=None) -> int:
         "softmax, sigmoid, local and SDPA, TB/s (q, k, v read and o written once) / copy bandwidth "
         "for the linear kinds",
     }
-    _write_atomic(args.out / f"{stem}.json", json.dumps(result, indent=2).encode())
-    _write_atomic(args.out / f"{stem}.png", plot(rows, title))
+    write_atomic(args.out / f"{stem}.json", json.dumps(result, indent=2).encode())
+    write_atomic(args.out / f"{stem}.png", plot(rows, title))
     print(f"wrote {args.out / stem}.json and .png")
     return 1 if any(not c["ok"] for c in checks) else 0
 

@@ -174,3 +174,28 @@ def test_image_folder_errors(tmp_path):
     (tmp_path / "val" / "a").mkdir(parents=True)
     with pytest.raises(ValueError, match="no class sub-folders"):
         ClassificationData(root=str(tmp_path)).setup("fit")
+
+
+def test_vision_bench_quick(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "vision.bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    rows = json.loads((tmp_path / "vision-cpu-quick.json").read_text())["rows"]
+    assert {(r["kind"], r["size"]) for r in rows} == {("softmax", 224), ("nala", 224)}
+    assert all(r["infer_img_s"] > 0 and r["train_img_s"] > 0 for r in rows)
+    assert (tmp_path / "vision-cpu-quick.png").read_bytes()[:4] == b"\x89PNG"
+    bad = subprocess.run(
+        [sys.executable, "-m", "vision.bench", "--models", "resnet50"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "--models" in bad.stderr
