@@ -18,9 +18,7 @@ from .training import ImageClassifier, MAEPretrainer
 
 def list_models() -> list[str]:
     """Our model names, as timm lists them."""
-    return sorted(
-        name for name in timm.list_models() if timm.models.get_pretrained_cfg(name) is not None and name in _OURS
-    )
+    return sorted(name for name in timm.list_models() if name in _OURS)
 
 
 _OURS = {

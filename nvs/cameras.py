@@ -1,0 +1,107 @@
+"""Camera geometry as small pure functions on tensors (kornia style).
+
+Conventions: poses are camera-to-world 4×4 matrices. OpenCV/COLMAP cameras look down +z with y down;
+nerfstudio/OpenGL cameras look down −z with y up. The model's frame is the input camera's OpenCV frame
+(identity pose), with the object near (0, 0, distance).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_FLIP_YZ = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+
+
+def opengl_to_opencv(c2w: Tensor) -> Tensor:
+    """Camera-to-world in the OpenGL/nerfstudio convention -> OpenCV/COLMAP (flip the camera's y and z axes)."""
+    return c2w @ _FLIP_YZ.to(c2w)
+
+
+def opencv_to_opengl(c2w: Tensor) -> Tensor:
+    """Inverse of opengl_to_opencv (the flip is its own inverse)."""
+    return c2w @ _FLIP_YZ.to(c2w)
+
+
+def invert_pose(pose: Tensor) -> Tensor:
+    """Inverse of rigid 4×4 transforms [..., 4, 4] without a general matrix inverse."""
+    rot, trans = pose[..., :3, :3], pose[..., :3, 3:]
+    out = torch.zeros_like(pose)
+    out[..., :3, :3] = rot.transpose(-1, -2)
+    out[..., :3, 3:] = -rot.transpose(-1, -2) @ trans
+    out[..., 3, 3] = 1
+    return out
+
+
+def relative_to(reference: Tensor, poses: Tensor) -> Tensor:
+    """Poses expressed in the reference camera's frame (the reference becomes the identity), as NViST does."""
+    return invert_pose(reference) @ poses
+
+
+def world_to_camera_from_colmap(qvec: Tensor, tvec: Tensor) -> Tensor:
+    """COLMAP images.txt stores world-to-camera as a unit quaternion (w, x, y, z) and a translation."""
+    w, x, y, z = (qvec / qvec.norm(dim=-1, keepdim=True)).unbind(-1)
+    rot = torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        dim=-1,
+    ).reshape(*qvec.shape[:-1], 3, 3)
+    out = torch.zeros(*qvec.shape[:-1], 4, 4, dtype=qvec.dtype, device=qvec.device)
+    out[..., :3, :3] = rot
+    out[..., :3, 3] = tvec
+    out[..., 3, 3] = 1
+    return out
+
+
+def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
+    """OpenCV camera-to-world at `eye` looking at `target`; the image's up is as close to `up` as possible."""
+    forward = torch.nn.functional.normalize(target - eye, dim=-1)
+    right = torch.nn.functional.normalize(torch.linalg.cross(forward, up.expand_as(forward)), dim=-1)
+    down = torch.linalg.cross(forward, right)
+    out = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)
+    out[..., :3, 0], out[..., :3, 1], out[..., :3, 2], out[..., :3, 3] = right, down, forward, eye
+    out[..., 3, 3] = 1
+    return out
+
+
+def orbit_poses(n: int, distance: float, elevation_deg: float = 0.0, *, start_deg: float = 0.0) -> Tensor:
+    """n OpenCV cameras on a circle around (0, 0, distance), in the input camera's frame: view 0 at azimuth
+    `start_deg` (0 = the input camera's position when elevation is 0), all looking at the object."""
+    center = torch.tensor([0.0, 0.0, distance])
+    az = torch.deg2rad(start_deg + torch.arange(n) * 360.0 / n)
+    el = torch.deg2rad(torch.tensor(elevation_deg))
+    # the input camera sits at -distance along z from the object; y is down, so positive elevation is -y
+    offset = torch.stack([-torch.sin(az) * torch.cos(el), -torch.sin(el).expand(n), -torch.cos(az) * torch.cos(el)], -1)
+    eye = center + distance * offset
+    return look_at(eye, center.expand_as(eye), torch.tensor([0.0, -1.0, 0.0]))
+
+
+def pixel_rays(
+    pose: Tensor, fx: float, fy: float, cx: float, cy: float, width: int, height: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Rays through pixel centres of OpenCV cameras: origins and unit directions [N, H, W, 3], and the
+    z component of each unit direction in the camera frame [N, H, W] (to turn ray distance into depth)."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=pose.dtype, device=pose.device) + 0.5,
+        torch.arange(width, dtype=pose.dtype, device=pose.device) + 0.5,
+        indexing="ij",
+    )
+    cam = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], dim=-1)
+    cam = cam / cam.norm(dim=-1, keepdim=True)
+    directions = torch.einsum("nij,hwj->nhwi", pose[:, :3, :3], cam)
+    origins = pose[:, None, None, :3, 3].expand_as(directions)
+    return origins, directions, cam[..., 2].expand(pose.shape[0], -1, -1)
+
+
+def scale_intrinsics(fx: float, fy: float, cx: float, cy: float, sx: float, sy: float) -> tuple[float, ...]:
+    """Intrinsics after resizing an image by (sx, sy)."""
+    return fx * sx, fy * sy, cx * sx, cy * sy
