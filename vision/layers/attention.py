@@ -77,7 +77,8 @@ class KernelAttention(nn.Module):
         self.num_prefix_tokens = num_prefix_tokens
         self.options = dict(attn_options or {})
         self.backend = backend
-        self.layout: TokenLayout | None = None  # set by callers whose tokens are not a full square grid
+        self.layout: TokenLayout | None = None  # set by callers whose tokens are a masked subset (MAE)
+        self.default_hw: tuple[int, int] | None = None  # the model's patch grid, when it is not square
 
         self.qkv = nn.Linear(dim, dim * (2 if attn_kind == "soft" else 3), bias=qkv_bias, **dd)
         self.q_norm = norm_layer(self.head_dim, **dd) if qk_norm else nn.Identity()
@@ -132,6 +133,8 @@ class KernelAttention(nn.Module):
             layout = self.layout
         elif hw is not None:
             layout = TokenLayout(tuple(hw), self.num_prefix_tokens)
+        elif self.default_hw is not None and self.num_prefix_tokens + self.default_hw[0] * self.default_hw[1] == N:
+            layout = TokenLayout(tuple(self.default_hw), self.num_prefix_tokens)
         else:
             layout = infer_layout(N, self.num_prefix_tokens)
         if layout.prefix + layout.grid_tokens != N:

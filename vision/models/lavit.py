@@ -53,6 +53,7 @@ class LaViT(VisionTransformer):
                 backend=attn_backend,
             )
             new.q_norm, new.k_norm, new.norm = old.q_norm, old.k_norm, old.norm  # timm's (norms or Identity)
+            new.default_hw = tuple(self.patch_embed.grid_size)
             block.attn = new
         self.init_weights(self.weight_init_mode)
 

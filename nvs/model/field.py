@@ -1,0 +1,85 @@
+"""The radiance field NViST predicts: a TensoRF vector-matrix factorisation (three planes, three lines)
+decoded by a shared colour MLP, plus a background colour per viewing direction (our addition: NViST's
+real scenes fill the box; our synthetic ones have an environment behind the object)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .encoding import frequency_encoding
+
+# (plane axes, line axis) of the three VM components: xy with z, xz with y, yz with x
+COMPONENTS = ((0, 1, 2), (0, 2, 1), (1, 2, 0))
+
+
+def sample_vm(planes: Tensor, lines: Tensor, points: Tensor) -> Tensor:
+    """Plane × line features at points in [-1, 1]³: planes [B, 3, C, R, R], lines [B, 3, C, R],
+    points [B, P, 3] -> [B, P, 3, C] (bilinear, align_corners=True, zero outside)."""
+    B, _, C, R, _ = planes.shape
+    out = []
+    for k, (a, b, c) in enumerate(COMPONENTS):
+        plane_grid = points[..., [a, b]][:, :, None, :]  # x indexes width (axis a), y height (axis b)
+        line_grid = torch.stack([torch.zeros_like(points[..., c]), points[..., c]], dim=-1)[:, :, None, :]
+        plane = F.grid_sample(planes[:, k], plane_grid, align_corners=True, padding_mode="zeros")  # [B, C, P, 1]
+        line = F.grid_sample(lines[:, k, :, :, None], line_grid, align_corners=True, padding_mode="zeros")
+        out.append((plane * line)[..., 0].transpose(1, 2))  # [B, P, C]
+    return torch.stack(out, dim=2)
+
+
+class FieldDecoder(nn.Module):
+    """Shared across scenes: density = ReLU (or softplus) of the sum over components of the first `density_channels`
+    channels;
+    colour = MLP(the other channels of all three components ⊕ frequency-encoded view direction)."""
+
+    def __init__(
+        self,
+        channels: int = 32,
+        density_channels: int = 8,
+        hidden: int = 64,
+        dir_frequencies: int = 4,
+        density_scale: float = 1.0,
+        density_activation: str = "relu",
+    ):
+        super().__init__()
+        if density_activation not in ("relu", "softplus"):
+            raise ValueError(f"density_activation: expected 'relu' or 'softplus', got {density_activation!r}")
+        self.density_activation = density_activation
+        self.density_shift = 4.0  # softplus(raw - 4) ≈ 0.02: space starts almost empty
+        self.density_channels = density_channels
+        self.density_scale = density_scale
+        self.dir_frequencies = dir_frequencies
+        colour_in = 3 * (channels - density_channels)
+        dir_dim = 3 * (1 + 2 * dir_frequencies)
+        self.features = nn.Sequential(nn.Linear(colour_in, hidden), nn.GELU())
+        self.colour = nn.Sequential(nn.Linear(hidden + dir_dim, hidden), nn.GELU(), nn.Linear(hidden, 3))
+
+    def forward(self, vm: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
+        """vm [..., 3, C] (sample_vm), dirs [..., 3] unit -> density [...], rgb [..., 3] in 0..1."""
+        raw = vm[..., : self.density_channels].sum(dim=(-1, -2))
+        # NViST uses ReLU; softplus (shifted so empty space starts nearly transparent) cannot die, which small
+        # models trained briefly need
+        density = F.relu(raw) if self.density_activation == "relu" else F.softplus(raw - self.density_shift)
+        density = density * self.density_scale
+        feats = self.features(vm[..., self.density_channels :].flatten(-2))
+        rgb = torch.sigmoid(self.colour(torch.cat([feats, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))
+        return density, rgb
+
+
+class Background(nn.Module):
+    """Background colour for a ray direction, conditioned on the scene's class token."""
+
+    def __init__(self, dim: int, hidden: int = 64, dir_frequencies: int = 2):
+        super().__init__()
+        self.dir_frequencies = dir_frequencies
+        self.scene = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
+        self.mlp = nn.Sequential(
+            nn.Linear(hidden + 3 * (1 + 2 * dir_frequencies), hidden), nn.GELU(), nn.Linear(hidden, 3)
+        )
+
+    def forward(self, scene_token: Tensor, dirs: Tensor) -> Tensor:
+        """scene_token [B, D], dirs [B, ..., 3] -> rgb [B, ..., 3]."""
+        code = self.scene(scene_token).reshape(scene_token.shape[0], *([1] * (dirs.ndim - 2)), -1)
+        code = code.expand(*dirs.shape[:-1], -1)
+        return torch.sigmoid(self.mlp(torch.cat([code, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))

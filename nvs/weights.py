@@ -1,0 +1,91 @@
+"""NViST weights on disk: safetensors plus a JSON config beside it (`<name>.json`), written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import torch
+
+from .model.nvist import NViST, NViSTConfig
+
+log = logging.getLogger(__name__)
+
+# The small default model shipped inside the package, once trained (see README); absent until then.
+DEFAULT_WEIGHTS = Path(__file__).with_name("assets") / "nvist_default.safetensors"
+TINY = dict(
+    image_height=32,
+    image_width=32,
+    patch_size=4,
+    encoder_dim=96,
+    encoder_depth=2,
+    encoder_heads=2,
+    decoder_dim=96,
+    decoder_depth=4,
+    decoder_heads=2,
+    field_resolution=24,
+    token_patch=3,
+    samples=24,
+    density_scale=5.0,
+    density_activation="softplus",
+    colour_hidden=32,
+    default_distance=2.2,
+)
+
+
+def save_model(model: NViST, path: str | Path) -> Path:
+    """Write model weights (safetensors) and `<path>.json` (its NViSTConfig), each via a temporary file."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = path.with_suffix(".json")
+    for target, write in (
+        (path, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p))),
+        (config, lambda p: p.write_text(json.dumps(asdict(model.config), indent=2))),
+    ):
+        tmp = target.with_name(f".{target.name}.tmp")
+        write(tmp)
+        tmp.replace(target)
+    return path
+
+
+def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> NViST:
+    """A trained model from `path` (safetensors + JSON config); without a path, the default model shipped in
+    the package, or, if none ships yet, a randomly initialised tiny model (with a warning saying so)."""
+    if path is None:
+        if not DEFAULT_WEIGHTS.exists():
+            warnings.warn(
+                "nvs.load_model: no trained default model ships yet; returning a randomly initialised tiny NViST",
+                stacklevel=2,
+            )
+            return NViST(NViSTConfig(**TINY)).eval().to(device)
+        path = DEFAULT_WEIGHTS
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    config_path = path.with_suffix(".json")
+    try:
+        settings = json.loads(config_path.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"checkpoint: {config_path} (the model's config) is missing") from error
+    except json.JSONDecodeError as error:
+        raise ValueError(f"checkpoint: {config_path} is not valid JSON: {error}") from error
+    known = {f.name for f in fields(NViSTConfig)}
+    if not isinstance(settings, dict) or set(settings) - known:
+        raise ValueError(f"checkpoint: {config_path} holds unknown settings {sorted(set(settings) - known)}")
+    model = NViST(NViSTConfig(**settings))
+    try:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    except Exception as error:
+        raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise ValueError(f"checkpoint: {path} does not fit its config: {error}") from error
+    return model.eval().to(device)

@@ -1,0 +1,171 @@
+"""Scene loading: nerfstudio folders written from nerfstudio's documented format, the synthetic generator,
+and the tensors a training item holds."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nvs.data.nerfstudio import find_scenes, read_transforms
+from nvs.data.scenes import SceneDataset
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def write_nerfstudio(folder: Path, size=(24, 16)):
+    """Two cameras 3 units from the origin, looking at it: one on +z, one on +x (OpenGL: looking down -z)."""
+    (folder / "images").mkdir(parents=True)
+    w, h = size
+    for i in range(2):
+        Image.fromarray(np.full((h, w, 3), 60 * (i + 1), np.uint8)).save(folder / "images" / f"{i}.png")
+    on_z = [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 3], [0, 0, 0, 1]]
+    on_x = [[0, 0, 1, 3], [0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]]
+    meta = {
+        "camera_model": "OPENCV",
+        "fl_x": 20.0,
+        "fl_y": 20.0,
+        "cx": w / 2,
+        "cy": h / 2,
+        "w": w,
+        "h": h,
+        "k1": 0.0,
+        "frames": [
+            {"file_path": "images/0.png", "transform_matrix": on_z},
+            {"file_path": "images/1.png", "transform_matrix": on_x, "fl_x": 22.0},
+        ],
+    }
+    (folder / "transforms.json").write_text(json.dumps(meta))
+
+
+def test_nerfstudio_folder_is_read_in_opencv(tmp_path):
+    write_nerfstudio(tmp_path / "s")
+    scene = read_transforms(tmp_path / "s")
+    assert len(scene.views) == 2 and scene.views[1].fx == 22.0 and scene.views[0].width == 24
+    # OpenCV cameras look down +z: the first camera, on +z looking at the origin, looks down -z of the world
+    assert torch.allclose(scene.views[0].c2w[:3, 2], torch.tensor([0.0, 0.0, -1.0]))
+
+
+def test_training_item_is_relative_to_the_input_camera(tmp_path):
+    write_nerfstudio(tmp_path / "s")
+    item = SceneDataset(find_scenes(tmp_path), input_size=(8, 12), target_size=(16, 24), targets=2, input_view=0)[0]
+    assert item["image"].shape == (3, 8, 12) and item["targets"].shape == (2, 3, 16, 24)
+    assert torch.allclose(item["poses"][0], torch.eye(4), atol=1e-6)  # the input view itself
+    assert torch.allclose(item["poses"][1, :3, 3], torch.tensor([3.0, 0.0, 3.0]), atol=1e-5)  # seen from view 0
+    assert item["condition"][0] == pytest.approx(3.0)  # the object (origin) is 3 units along the optical axis
+    assert item["condition"][1] == pytest.approx(20.0 * 0.5 / 8)  # focal scaled with the image, over its height
+    assert item["target_is_input"].tolist() == [True, False]
+    assert item["intrinsics"][1].tolist() == pytest.approx([22.0, 20.0, 12.0, 8.0])
+
+
+@pytest.mark.parametrize(
+    "change,error,pattern",
+    [
+        (lambda m, f: f.joinpath("transforms.json").write_text("{oops"), ValueError, "not valid JSON"),
+        (
+            lambda m, f: f.joinpath("transforms.json").write_text(json.dumps({**m, "frames": m["frames"][:1]})),
+            ValueError,
+            "at least two",
+        ),
+        (
+            lambda m, f: f.joinpath("transforms.json").write_text(
+                json.dumps({k: v for k, v in m.items() if k != "fl_y"})
+            ),
+            ValueError,
+            "fl_y",
+        ),
+        (
+            lambda m, f: f.joinpath("transforms.json").write_text(
+                json.dumps({**m, "frames": [m["frames"][0], {**m["frames"][1], "transform_matrix": [[1, 0], [0, 1]]}]})
+            ),
+            ValueError,
+            "4x4",
+        ),
+        (lambda m, f: f.joinpath("images", "1.png").unlink(), FileNotFoundError, "1.png"),
+        (lambda m, f: f.joinpath("transforms.json").unlink(), FileNotFoundError, "transforms.json"),
+    ],
+)
+def test_malformed_folders_say_what_is_wrong(tmp_path, change, error, pattern):
+    folder = tmp_path / "s"
+    write_nerfstudio(folder)
+    change(json.loads((folder / "transforms.json").read_text()), folder)
+    with pytest.raises(error, match=pattern):
+        read_transforms(folder)
+
+
+def test_synthetic_generator_writes_consistent_scenes(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvs.data.synthetic",
+            "--out",
+            str(tmp_path),
+            "--scenes",
+            "3",
+            "--views",
+            "4",
+            "--size",
+            "24",
+            "--seed",
+            "5",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    scenes = find_scenes(tmp_path)
+    assert [len(s.views) for s in scenes] == [4, 4, 4]
+    for scene in scenes:
+        images = [np.asarray(Image.open(v.image)) for v in scene.views]
+        assert all(im.shape == (24, 24, 3) for im in images)
+        assert len({im.tobytes() for im in images}) == 4  # views differ
+        centre = np.mean([im[8:16, 8:16].astype(float) for im in images], axis=0)
+        border = np.mean([np.concatenate([im[:3].reshape(-1, 3), im[-3:].reshape(-1, 3)]) for im in images], axis=0)
+        assert np.abs(centre.mean(axis=(0, 1)) - border.mean(axis=0)).sum() > 10  # an object in front of a background
+        for view in scene.views:  # every camera looks at the object at the origin
+            forward, eye = view.c2w[:3, 2], view.c2w[:3, 3]
+            assert torch.allclose(forward, -eye / eye.norm(), atol=1e-5)
+    again = tmp_path / "again"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvs.data.synthetic",
+            "--out",
+            str(again),
+            "--scenes",
+            "1",
+            "--views",
+            "4",
+            "--size",
+            "24",
+            "--seed",
+            "5",
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert (again / "scene_00000/images/frame_00002.png").read_bytes() == (
+        tmp_path / "scene_00000/images/frame_00002.png"
+    ).read_bytes()  # the same seed gives the same scene
+    assert not list(tmp_path.glob(".scene_*"))  # no temporary folders left
+
+
+def test_synthetic_generator_rejects_bad_arguments(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nvs.data.synthetic", "--out", str(tmp_path), "--views", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "--views" in result.stderr
