@@ -1,0 +1,98 @@
+"""`python -m nvs fit` end to end on a handful of generated scenes: it trains, validates against the two trivial
+baselines and writes renders and a checkpoint. (How well it learns is not asserted here: see the README.)"""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nvs.training import rays_for_pixels
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = str(ROOT / "configs/nvs/tiny_synthetic_cpu.yaml")
+
+
+@pytest.mark.slow
+def test_fit_runs_validates_and_checkpoints(tmp_path):
+    data = tmp_path / "scenes"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvs",
+            "fit",
+            "--config",
+            TINY,
+            "--trainer.max_steps",
+            "6",
+            "--trainer.val_check_interval",
+            "3",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--data.root",
+            str(data),
+            "--data.generate",
+            "{scenes: 6, views: 3, size: 32, seed: 1}",
+            "--data.holdout_every",
+            "3",
+            "--data.batch_size",
+            "2",
+            "--model.rays_per_scene",
+            "32",
+            "--trainer.precision",
+            "bf16-mixed",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (data / ".complete").exists() and len(list(data.glob("scene_*/transforms.json"))) == 6
+    run = next(tmp_path.glob("lightning_logs/version_0"))
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    val = [r for r in rows if r.get("val/psnr")]
+    assert val and all(float(r["val/psnr_input_baseline"]) > 0 and float(r["val/psnr_mean_baseline"]) > 0 for r in val)
+    assert all(torch.isfinite(torch.tensor(float(r["train/loss"]))) for r in rows if r.get("train/loss"))
+    assert list((run / "renders").glob("val_step*.png")) and list((run / "checkpoints").glob("*.ckpt"))
+
+
+def test_rays_for_pixels_hand_worked():
+    """Pixel (u, v) of an identity camera with focal 10 and centre (2, 2): direction ∝ (u + 0.5 - 2, v + 0.5 - 2, 10)."""
+    poses = torch.eye(4).repeat(1, 2, 1, 1)
+    poses[0, 1, :3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    intrinsics = torch.tensor([[[10.0, 10.0, 2.0, 2.0], [10.0, 10.0, 2.0, 2.0]]])
+    origins, dirs = rays_for_pixels(
+        poses, intrinsics, torch.tensor([[0, 1]]), torch.tensor([[3.0, 1.5]]), torch.tensor([[1.5, 1.5]])
+    )
+    assert torch.allclose(origins[0, 1], torch.tensor([1.0, 2.0, 3.0]))
+    expected = torch.tensor([1.5, 0.0, 10.0])
+    assert torch.allclose(dirs[0, 0], expected / expected.norm())
+    assert torch.allclose(dirs[0, 1], torch.tensor([0.0, 0.0, 1.0]))
+
+
+def test_nvs_bench_runs(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nvs.bench",
+            "--configs",
+            "tiny",
+            "--size",
+            "16",
+            "--repeats",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "decoder" in result.stdout and (tmp_path / "nvs-cpu.png").exists()
