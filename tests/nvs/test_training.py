@@ -61,7 +61,7 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
 
 
 def test_rays_for_pixels_hand_worked():
-    """Pixel (u, v) of an identity camera with focal 10 and centre (2, 2): direction ∝ (u + 0.5 - 2, v + 0.5 - 2, 10)."""
+    """Pixel (u, v) of an identity camera, focal 10, centre (2, 2): direction ∝ (u + 0.5 - 2, v + 0.5 - 2, 10)."""
     poses = torch.eye(4).repeat(1, 2, 1, 1)
     poses[0, 1, :3, 3] = torch.tensor([1.0, 2.0, 3.0])
     intrinsics = torch.tensor([[[10.0, 10.0, 2.0, 2.0], [10.0, 10.0, 2.0, 2.0]]])
