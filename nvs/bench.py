@@ -46,8 +46,14 @@ def profile(name: str, device: torch.device, size: int, repeats: int) -> list[St
         codes = model.encode(image, condition)
         field = model.predict(image[0])
         poses = cameras.orbit_poses(1, c.default_distance)
-        intrinsics = dict(fx=size * c.default_focal_ratio, fy=size * c.default_focal_ratio, cx=size / 2, cy=size / 2,
-                          width=size, height=size)
+        intrinsics = dict(
+            fx=size * c.default_focal_ratio,
+            fy=size * c.default_focal_ratio,
+            cx=size / 2,
+            cy=size / 2,
+            width=size,
+            height=size,
+        )
 
         def heads():
             plane = model.plane_head(decoded[:, 1 : 1 + 3 * G * G])
@@ -118,8 +124,9 @@ def main(argv=None) -> int:
         peak = "-" if r.peak_mib is None else f"{r.peak_mib:.1f}"
         print(f"{r.config:>6} {r.stage:>20} {r.ms:>10.1f} {peak:>9}")
     stem = f"nvs-{device.type}"
-    write_atomic(args.out / f"{stem}.json", json.dumps({"title": title, "rows": [asdict(r) for r in rows]},
-                                                       indent=2).encode())
+    write_atomic(
+        args.out / f"{stem}.json", json.dumps({"title": title, "rows": [asdict(r) for r in rows]}, indent=2).encode()
+    )
     write_atomic(args.out / f"{stem}.png", plot(rows, title))
     print(f"wrote {args.out / stem}.json and .png")
     return 0
