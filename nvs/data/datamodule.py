@@ -1,0 +1,98 @@
+"""LightningDataModule for NViST: scenes from a folder (nerfstudio, MVImgNet or CO3D layout), split into
+training and held-out scenes; synthetic scenes are generated into the folder first when asked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from .scenes import Scene, SceneDataset
+
+
+def _collate(items: list[dict]) -> dict:
+    return {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+
+class NViSTData(L.LightningDataModule):
+    """root: the dataset folder. format: "nerfstudio" (transforms.json folders), "mvimgnet" (COLMAP per scene)
+    or "co3d" (CO3Dv2 annotations). Every `holdout_every`-th scene is held out (NViST: every 100th).
+
+    generate: if set, e.g. {scenes: 200, views: 8, size: 32, seed: 0}, synthetic scenes are rendered into
+    `root` once (prepare_data) unless it already holds them.
+    """
+
+    def __init__(
+        self,
+        root: str = "data/synthetic",
+        format: str = "nerfstudio",
+        input_height: int = 90,
+        input_width: int = 160,
+        target_height: int = 90,
+        target_width: int = 160,
+        targets: int = 4,
+        holdout_every: int = 100,
+        batch_size: int = 8,
+        num_workers: int = 0,
+        scale: float = 1.0,
+        generate: dict | None = None,
+    ):
+        super().__init__()
+        if format not in ("nerfstudio", "mvimgnet", "co3d"):
+            raise ValueError(f"format: expected 'nerfstudio', 'mvimgnet' or 'co3d', got {format!r}")
+        self.save_hyperparameters()
+        self.train_set: SceneDataset | None = None
+        self.val_set: SceneDataset | None = None
+
+    def prepare_data(self) -> None:
+        spec = self.hparams.generate
+        root = Path(self.hparams.root)
+        if spec is None or (root / ".complete").exists():
+            return
+        from .synthetic import load_photos, write_scene
+
+        root.mkdir(parents=True, exist_ok=True)
+        photos = load_photos()
+        seed = spec.get("seed", 0)
+        for i in range(spec["scenes"]):
+            write_scene(root / f"scene_{i:05d}", np.random.default_rng([seed, i]), spec["views"], spec["size"], photos)
+        (root / ".complete").touch()
+
+    def _scenes(self) -> list[Scene]:
+        h = self.hparams
+        if h.format == "nerfstudio":
+            from .nerfstudio import find_scenes
+
+            return find_scenes(h.root, h.scale)
+        if h.format == "mvimgnet":
+            from .mvimgnet import find_scenes
+
+            return find_scenes(h.root)
+        from .co3d import find_scenes
+
+        return find_scenes(h.root)
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        scenes = self._scenes()
+        held_out = [s for i, s in enumerate(scenes) if i % h.holdout_every == h.holdout_every - 1]
+        training = [s for i, s in enumerate(scenes) if i % h.holdout_every != h.holdout_every - 1]
+        if not held_out or not training:
+            raise ValueError(f"root: {len(scenes)} scenes cannot be split with holdout_every={h.holdout_every}")
+        sizes = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
+        self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **sizes)
+        self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, **sizes)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
+                          num_workers=self.hparams.num_workers, collate_fn=_collate,
+                          persistent_workers=self.hparams.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(self.val_set, batch_size=1, num_workers=self.hparams.num_workers, collate_fn=_collate)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.val_dataloader()
