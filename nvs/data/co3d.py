@@ -41,8 +41,16 @@ def frame_to_view(frame: dict, root: Path) -> View:
         raise ValueError(f"frame {frame.get('frame_number')}: unknown intrinsics_format {fmt!r}")
     (fx, fy), (px, py) = vp["focal_length"], vp["principal_point"]
     # NDC +x is left and +y up: pixel = centre - ndc * half-size
-    view = View(root / frame["image"]["path"], invert_pose(w2c).float(), fx * half_x, fy * half_y,
-                width / 2 - px * half_x, height / 2 - py * half_y, int(width), int(height))
+    view = View(
+        root / frame["image"]["path"],
+        invert_pose(w2c).float(),
+        fx * half_x,
+        fy * half_y,
+        width / 2 - px * half_x,
+        height / 2 - py * half_y,
+        int(width),
+        int(height),
+    )
     if not view.image.is_file():
         raise FileNotFoundError(f"frame {frame.get('frame_number')}: image {view.image} does not exist")
     return view

@@ -11,8 +11,15 @@ import numpy as np
 import torch
 
 # model id -> (name, parameter count); the first parameters are always the focal length(s) and principal point
-MODELS = {0: ("SIMPLE_PINHOLE", 3), 1: ("PINHOLE", 4), 2: ("SIMPLE_RADIAL", 4), 3: ("RADIAL", 5), 4: ("OPENCV", 8),
-          5: ("OPENCV_FISHEYE", 8), 6: ("FULL_OPENCV", 12)}
+MODELS = {
+    0: ("SIMPLE_PINHOLE", 3),
+    1: ("PINHOLE", 4),
+    2: ("SIMPLE_RADIAL", 4),
+    3: ("RADIAL", 5),
+    4: ("OPENCV", 8),
+    5: ("OPENCV_FISHEYE", 8),
+    6: ("FULL_OPENCV", 12),
+}
 _BY_NAME = {name: (i, n) for i, (name, n) in MODELS.items()}
 
 
@@ -68,8 +75,9 @@ def _read_text(folder: Path):
     for line in lines:
         parts = line.split()
         if len(parts) == 10:
-            images[int(parts[0])] = Image(parts[9], int(parts[8]), tuple(map(float, parts[1:5])),
-                                          tuple(map(float, parts[5:8])))
+            images[int(parts[0])] = Image(
+                parts[9], int(parts[8]), tuple(map(float, parts[1:5])), tuple(map(float, parts[5:8]))
+            )
     points = [list(map(float, line.split()[1:4])) for line in _lines(folder / "points3D.txt")]
     return cameras, images, np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
@@ -112,5 +120,6 @@ def _read_binary(folder: Path):
 def world_to_camera(image: Image) -> torch.Tensor:
     from ..cameras import world_to_camera_from_colmap
 
-    return world_to_camera_from_colmap(torch.tensor(image.qvec, dtype=torch.float64),
-                                       torch.tensor(image.tvec, dtype=torch.float64))
+    return world_to_camera_from_colmap(
+        torch.tensor(image.qvec, dtype=torch.float64), torch.tensor(image.tvec, dtype=torch.float64)
+    )

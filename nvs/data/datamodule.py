@@ -87,9 +87,15 @@ class NViSTData(L.LightningDataModule):
         self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, **sizes)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self.hparams.batch_size, shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers, collate_fn=_collate,
-                          persistent_workers=self.hparams.num_workers > 0)
+        return DataLoader(
+            self.train_set,
+            batch_size=self.hparams.batch_size,
+            shuffle=True,
+            drop_last=True,
+            num_workers=self.hparams.num_workers,
+            collate_fn=_collate,
+            persistent_workers=self.hparams.num_workers > 0,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=1, num_workers=self.hparams.num_workers, collate_fn=_collate)

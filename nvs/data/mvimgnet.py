@@ -37,8 +37,9 @@ def read_scene(folder: Path) -> Scene:
         fx, fy, cx, cy = camera.intrinsics
         c2w = invert_pose(world_to_camera(image)).float()
         views.append(View(path, c2w, fx, fy, cx, cy, camera.width, camera.height))
-    return Scene(folder.name, tuple(views), torch.tensor(centre, dtype=torch.float32),
-                 float(OBJECT_RADIUS / max(radius, 1e-6)))
+    return Scene(
+        folder.name, tuple(views), torch.tensor(centre, dtype=torch.float32), float(OBJECT_RADIUS / max(radius, 1e-6))
+    )
 
 
 def find_scenes(root: str | Path) -> list[Scene]:

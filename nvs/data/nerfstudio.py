@@ -45,8 +45,18 @@ def read_transforms(folder: Path, scale: float = 1.0) -> Scene:
         image = folder / frame.get("file_path", "")
         if not image.is_file():
             raise FileNotFoundError(f"{path}: frame {i} image {image} does not exist")
-        views.append(View(image, cameras.opengl_to_opencv(matrix).float(), values["fl_x"], values["fl_y"],
-                          values["cx"], values["cy"], int(values["w"]), int(values["h"])))
+        views.append(
+            View(
+                image,
+                cameras.opengl_to_opencv(matrix).float(),
+                values["fl_x"],
+                values["fl_y"],
+                values["cx"],
+                values["cy"],
+                int(values["w"]),
+                int(values["h"]),
+            )
+        )
     return Scene(folder.name, tuple(views), torch.zeros(3), scale)
 
 

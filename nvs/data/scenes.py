@@ -41,7 +41,9 @@ class Scene:
     scale: float = 1.0  # world units -> field units (the object should fit in the field's box)
 
 
-def _resize_view(image: Tensor, view: View, height: int, width: int) -> tuple[Tensor, tuple[float, float, float, float]]:
+def _resize_view(
+    image: Tensor, view: View, height: int, width: int
+) -> tuple[Tensor, tuple[float, float, float, float]]:
     """Resize (aspect kept) and centre-crop an image, moving the intrinsics with it."""
     _, h, w = image.shape
     scale = max(height / h, width / w)
@@ -60,8 +62,15 @@ class SceneDataset(Dataset):
     input_view: "random" (training) or an index (validation: a fixed input, the rest are novel views).
     """
 
-    def __init__(self, scenes: list[Scene], input_size: tuple[int, int], target_size: tuple[int, int],
-                 targets: int = 4, input_view: str | int = "random", include_input: bool = True):
+    def __init__(
+        self,
+        scenes: list[Scene],
+        input_size: tuple[int, int],
+        target_size: tuple[int, int],
+        targets: int = 4,
+        input_view: str | int = "random",
+        include_input: bool = True,
+    ):
         if not scenes:
             raise ValueError("scenes: no scenes found")
         self.scenes, self.input_size, self.target_size = scenes, input_size, target_size

@@ -28,9 +28,13 @@ TEXTURE_DIR = Path(__file__).with_name("textures")
 def _rotation(rng: np.random.Generator) -> np.ndarray:
     q = rng.standard_normal(4)
     w, x, y, z = q / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+            [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+            [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 class Scene:
@@ -55,7 +59,7 @@ class Scene:
         q = p @ self.rotation / self.size  # object frame, unit scale
         a, b, c = self.params
         if self.shape == "sphere":
-            d = np.linalg.norm(q, axis=-1) - 0.75 * a ** 0.2
+            d = np.linalg.norm(q, axis=-1) - 0.75 * a**0.2
         elif self.shape == "box":
             half = 0.35 + 0.35 * np.array([a, b, c])
             e = np.abs(q) - half
@@ -66,15 +70,20 @@ class Scene:
             d = np.linalg.norm(np.maximum(e, 0), axis=-1) + np.minimum(e.max(axis=-1), 0)
         elif self.shape == "torus":
             major, minor = 0.55 + 0.2 * a, 0.15 + 0.15 * b
-            d = np.linalg.norm(np.stack([np.linalg.norm(q[..., [0, 2]], axis=-1) - major, q[..., 1]], -1), axis=-1) - minor
+            d = (
+                np.linalg.norm(np.stack([np.linalg.norm(q[..., [0, 2]], axis=-1) - major, q[..., 1]], -1), axis=-1)
+                - minor
+            )
         elif self.shape == "capsule":
             half, radius = 0.3 + 0.4 * a, 0.25 + 0.2 * b
             y = np.clip(q[..., 1], -half, half)
             d = np.linalg.norm(q - np.stack([np.zeros_like(y), y, np.zeros_like(y)], -1), axis=-1) - radius
         else:  # two spheres
             r1, r2 = 0.35 + 0.2 * a, 0.25 + 0.2 * b
-            d = np.minimum(np.linalg.norm(q - np.array([0.35, 0.0, 0.0]), axis=-1) - r1,
-                           np.linalg.norm(q - np.array([-0.4, 0.2 * c, 0.0]), axis=-1) - r2)
+            d = np.minimum(
+                np.linalg.norm(q - np.array([0.35, 0.0, 0.0]), axis=-1) - r1,
+                np.linalg.norm(q - np.array([-0.4, 0.2 * c, 0.0]), axis=-1) - r2,
+            )
         return d * self.size
 
     def albedo(self, p: np.ndarray) -> np.ndarray:
@@ -83,14 +92,16 @@ class Scene:
         if self.texture == 0:
             t = np.zeros(q.shape[:-1])
         elif self.texture == 1:  # 3-D checker
-            t = (np.floor(q * self.frequency).sum(-1) % 2)
+            t = np.floor(q * self.frequency).sum(-1) % 2
         elif self.texture == 2:  # stripes
             t = 0.5 + 0.5 * np.sin(q[..., 1] * self.frequency * math.pi)
         elif self.texture == 3:  # smooth blotches
-            t = 0.5 + 0.25 * (np.sin(q[..., 0] * self.frequency * 2.1) + np.cos(q[..., 2] * self.frequency * 1.7 + q[..., 1]))
+            t = 0.5 + 0.25 * (
+                np.sin(q[..., 0] * self.frequency * 2.1) + np.cos(q[..., 2] * self.frequency * 1.7 + q[..., 1])
+            )
         elif self.photo is not None:  # a photo wrapped around by spherical projection
             u = (np.arctan2(q[..., 2], q[..., 0]) / (2 * math.pi) + 0.5) * (self.photo.shape[1] - 1)
-            v = (np.arcsin(np.clip(q[..., 1] / np.maximum(np.linalg.norm(q, axis=-1), 1e-6), -1, 1)) / math.pi + 0.5)
+            v = np.arcsin(np.clip(q[..., 1] / np.maximum(np.linalg.norm(q, axis=-1), 1e-6), -1, 1)) / math.pi + 0.5
             v = (1 - v) * (self.photo.shape[0] - 1)
             return self.photo[v.round().astype(int), u.round().astype(int)]
         else:
@@ -139,8 +150,9 @@ def camera(rng: np.random.Generator) -> np.ndarray:
     """OpenGL camera-to-world on a sphere around the origin, looking at it, world y up."""
     distance = rng.uniform(1.9, 2.5)
     azimuth, elevation = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(-5, 35))
-    eye = distance * np.array([math.cos(elevation) * math.sin(azimuth), math.sin(elevation),
-                               math.cos(elevation) * math.cos(azimuth)])
+    eye = distance * np.array(
+        [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
+    )
     back = eye / np.linalg.norm(eye)  # OpenGL cameras look down -z
     right = np.cross([0.0, 1.0, 0.0], back)
     right /= np.linalg.norm(right)
@@ -169,8 +181,17 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int, p
             name = f"images/frame_{i:05d}.png"
             Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(tmp / name)
             frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
-        meta = {"camera_model": "PINHOLE", "fl_x": focal, "fl_y": focal, "cx": size / 2, "cy": size / 2,
-                "w": size, "h": size, "frames": frames, "object": scene.shape}
+        meta = {
+            "camera_model": "PINHOLE",
+            "fl_x": focal,
+            "fl_y": focal,
+            "cx": size / 2,
+            "cy": size / 2,
+            "w": size,
+            "h": size,
+            "frames": frames,
+            "object": scene.shape,
+        }
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)

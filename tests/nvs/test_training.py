@@ -61,6 +61,7 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)
 def test_tiny_config_learns_novel_views(tmp_path):
     """The tiny CPU config (about 8 minutes here) must beat both trivial baselines on held-out scenes' novel views.
     Measured in this repository: 20.39 dB against 18.98 (input image) and 18.31 (mean colour) at 2400 steps.
