@@ -31,10 +31,10 @@ system-deps:
 	fi
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
 
 test-fast: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q -x -m "not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -x -m "not slow"
 
 render: setup
 	$(PY) -m kernels.bench --quick
