@@ -331,10 +331,28 @@ def plot(rows: list[Row], title: str) -> bytes:
     axes[0].legend(fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    return figure_png(fig)
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (then closed), for write_atomic."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
     return buf.getvalue()
+
+
+def parse_device(name: str) -> torch.device:
+    """--device value -> torch.device; ValueError with a one-line reason when it is not usable here."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"--device: not a device: {name!r}") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: no CUDA device is available here")
+    return device
 
 
 def device_name(device: torch.device) -> str:
@@ -383,11 +401,9 @@ def _fail(message: str) -> int:
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        return _fail(f"--device: not a device: {args.device!r}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        return _fail("--device cuda: no CUDA device is available here")
+        device = parse_device(args.device)
+    except ValueError as error:
+        return _fail(str(error))
     name = args.suite or ("quick" if args.quick else "default")
     overrides = {
         "seq": tuple(args.seq) if args.seq else None,

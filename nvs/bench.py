@@ -7,7 +7,6 @@ for the tiny and the paper-size configs on the current device.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from kernels.bench import device_name, median_ms, write_atomic
+from kernels.bench import device_name, figure_png, median_ms, parse_device, write_atomic
 from kernels.memory import peak_memory
 
 from . import cameras
@@ -91,10 +90,7 @@ def plot(rows: list[Stage], title: str) -> bytes:
         ax.set_title(config)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def main(argv=None) -> int:
@@ -106,12 +102,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench-out"))
     args = p.parse_args(argv)
     try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        print(f"error: --device: not a device: {args.device!r}", file=sys.stderr)
-        return 2
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda: no CUDA device is available here", file=sys.stderr)
+        device = parse_device(args.device)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if args.size < 1:
         print("error: --size: must be >= 1", file=sys.stderr)

@@ -9,7 +9,6 @@ Prints a table and writes <out>/vision-<device>.json and .png.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from dataclasses import asdict, dataclass
@@ -20,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 import vision  # noqa: F401  (registers the models)
-from kernels.bench import device_name, median_ms, write_atomic
+from kernels.bench import device_name, figure_png, median_ms, parse_device, write_atomic
 
 LAVIT_KINDS = ("softmax", "sigmoid", "nala", "mala", "norm", "lightning", "soft", "local")
 HIERARCHICAL = ("nalaformer_t", "mala_t", "soft_tiny", "nalaformer_s")
@@ -111,10 +110,7 @@ def plot(rows: list[Result], title: str) -> bytes:
             ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)
 
 
 def main(argv=None) -> int:
@@ -129,12 +125,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench-out"))
     args = p.parse_args(argv)
     try:
-        device = torch.device(args.device)
-    except RuntimeError:
-        print(f"error: --device: not a device: {args.device!r}", file=sys.stderr)
-        return 2
-    if device.type == "cuda" and not torch.cuda.is_available():
-        print("error: --device cuda: no CUDA device is available here", file=sys.stderr)
+        device = parse_device(args.device)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 2
     unknown = [m for m in args.models if m not in vision.list_models()]
     if unknown:
