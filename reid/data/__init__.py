@@ -1,0 +1,38 @@
+"""Re-id datasets: format readers, samplers, the DataModule and the synthetic generator."""
+
+from .datamodule import ReIDData
+from .datasets import IMAGENET_MEAN, IMAGENET_STD, ReIDImages, read_image, test_transform, train_transform
+from .formats import (
+    DATASETS,
+    ReIDSplits,
+    Sample,
+    read_cuhk03_np,
+    read_dataset,
+    read_folder,
+    read_market1501,
+    read_msmt17,
+    relabel,
+    split_held_out,
+)
+from .sampler import IdentitySampler
+
+__all__ = [
+    "DATASETS",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IdentitySampler",
+    "ReIDData",
+    "ReIDImages",
+    "ReIDSplits",
+    "Sample",
+    "read_cuhk03_np",
+    "read_dataset",
+    "read_folder",
+    "read_image",
+    "read_market1501",
+    "read_msmt17",
+    "relabel",
+    "split_held_out",
+    "test_transform",
+    "train_transform",
+]

@@ -1,0 +1,181 @@
+"""LightningDataModule for CORE-ReID: a labelled source dataset and, for domain adaptation, an unlabelled
+target dataset with identities held out of its training set for model selection."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from .datasets import ReIDImages, test_transform, train_transform
+from .formats import DATASETS, ReIDSplits, Sample, read_dataset, split_held_out
+from .sampler import IdentitySampler, PseudoLabelSampler
+
+
+class _RandomSampler(Sampler[int]):
+    """num_samples indices, each pass over the dataset a fresh permutation; the order depends on (seed, epoch)."""
+
+    def __init__(self, size: int, num_samples: int, seed: int = 0):
+        self.size, self.num_samples, self.seed, self.epoch = size, num_samples, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        passes = [rng.permutation(self.size) for _ in range(math.ceil(self.num_samples / self.size))]
+        return iter(np.concatenate(passes)[: self.num_samples].tolist())
+
+
+class ReIDData(L.LightningDataModule):
+    """source / target: dataset names (market1501, cuhk03np, msmt17, folder) read from source_root /
+    target_root. Without a target the module trains and evaluates on the source alone.
+
+    Training batches (train_dataloader):
+      - no target: one dict per batch, dict(image [B,3,H,W] float, pid [B] (0..P-1), camid [B], index [B],
+        is_query [B] (all False)), B = batch_size, P x K sampled (P = batch_size / num_instances ids x K).
+      - with a target: {"source": <the batch above>, "target": <the same keys, B random target training
+        images with the training augmentation>}. Both loaders have the same number of batches; the target
+        batch is forwarded to adapt BatchNorm statistics and its pids are not to be used as labels.
+
+    Evaluation batches (val/test_dataloader) have the same keys; the dataset is query + gallery in one list,
+    `is_query` marks the queries (also `loader.dataset.num_query`: items 0..num_query-1), `index` is the
+    position in that list (use it to drop the duplicates a distributed sampler pads with).
+      - val: the target identities held out of its training set (held_out_fraction of them; never the
+        target test set), or the source query + gallery when there is no target or held_out_fraction is 0.
+      - test: the target test query + gallery (the source's when there is no target).
+
+    dataset_kwargs: extra reader arguments per side, e.g. {"source": {"use_val": False}, "target":
+    {"variant": "labeled"}}. After setup: source_splits, target_splits, target_train (target training images
+    minus the held-out ids), target_val_query, target_val_gallery.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        source_root: str,
+        target: str | None = None,
+        target_root: str | None = None,
+        height: int = 256,
+        width: int = 128,
+        batch_size: int = 64,
+        num_instances: int = 4,
+        num_workers: int = 4,
+        held_out_fraction: float = 0.2,
+        seed: int = 0,
+        dataset_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        for role, name in (("source", source), ("target", target)):
+            if name is not None and name not in DATASETS:
+                raise ValueError(f"{role}: unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        if (target is None) != (target_root is None):
+            raise ValueError(f"target and target_root: give both or neither, got {target!r} and {target_root!r}")
+        if batch_size < 1 or batch_size % num_instances:
+            raise ValueError(
+                f"batch_size: expected a positive multiple of num_instances={num_instances}, got {batch_size}"
+            )
+        if height < 1 or width < 1:
+            raise ValueError(f"height, width: expected positive sizes, got {height} x {width}")
+        if not 0 <= held_out_fraction < 1:
+            raise ValueError(f"held_out_fraction: expected a value in [0, 1), got {held_out_fraction}")
+        unknown = set(dataset_kwargs or {}) - {"source", "target"}
+        if unknown:
+            raise ValueError(f"dataset_kwargs: expected keys 'source' and/or 'target', got {sorted(unknown)}")
+        self.save_hyperparameters()
+        self.source_splits: ReIDSplits | None = None
+        self.target_splits: ReIDSplits | None = None
+        self.target_train: list[Sample] = []
+        self.target_val_query: list[Sample] = []
+        self.target_val_gallery: list[Sample] = []
+        self._pseudo: PseudoLabelSampler | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        h = self.hparams
+        kwargs = h.dataset_kwargs or {}
+        if self.source_splits is None:
+            self.source_splits = read_dataset(h.source, h.source_root, **kwargs.get("source", {}))
+        if h.target is not None and self.target_splits is None:
+            self.target_splits = read_dataset(h.target, h.target_root, **kwargs.get("target", {}))
+            self.target_train, self.target_val_query, self.target_val_gallery = split_held_out(
+                self.target_splits.train, h.held_out_fraction, h.seed
+            )
+            if h.held_out_fraction > 0 and not self.target_val_query:
+                raise ValueError(
+                    f"held_out_fraction: none of the {h.target} identities held out ({h.held_out_fraction}) was "
+                    "seen by two cameras, so there are no validation queries; raise the fraction"
+                )
+
+    def loader(self, samples: Sequence[Sample], train: bool, labels: Sequence[int] | None = None) -> DataLoader:
+        """train=True: training augmentation, P x K batches over `labels` (default: the samples' pids; -1 is
+        never drawn), a full last batch. train=False: test transform, the samples in order (feature
+        extraction, e.g. for clustering)."""
+        h = self.hparams
+        if not train:
+            return self._eval_loader(list(samples), [])
+        dataset = ReIDImages(samples, train_transform(h.height, h.width), labels)
+        ids = labels if labels is not None else [s.pid for s in samples]
+        sampler = IdentitySampler(ids, h.batch_size, h.num_instances, h.seed)
+        return self._loader(dataset, sampler, drop_last=True)
+
+    def use_pseudo_labels(self) -> PseudoLabelSampler:
+        """Stage 2: from now on the training loader is the target's training images (training augmentation) in
+        P x K batches over pseudo-labels that the module writes into the returned sampler's `labels` at each
+        epoch start. Batches carry `index` (position in target_train) to look the labels up."""
+        h = self.hparams
+        if h.target is None or not self.target_train:
+            raise ValueError("use_pseudo_labels: needs a target dataset with training images (target, target_root)")
+        self._pseudo = PseudoLabelSampler(len(self.target_train), h.batch_size, h.num_instances, h.seed)
+        return self._pseudo
+
+    def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
+        h = self.hparams
+        if self._pseudo is not None:
+            return self._loader(ReIDImages(self.target_train, train_transform(h.height, h.width)), self._pseudo, True)
+        source = self.loader(self._splits(self.source_splits).train, train=True)
+        if h.target is None:
+            return source
+        if not self.target_train:
+            raise ValueError(f"target: no {h.target} training images left after holding out identities")
+        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width))
+        sampler = _RandomSampler(len(dataset), len(source.sampler), h.seed + 1)
+        return {"source": source, "target": self._loader(dataset, sampler, drop_last=True)}
+
+    def val_dataloader(self) -> DataLoader:
+        if self.hparams.target is not None and self.target_val_query:
+            return self._eval_loader(self.target_val_query, self.target_val_gallery)
+        splits = self._splits(self.source_splits)
+        return self._eval_loader(splits.query, splits.gallery)
+
+    def test_dataloader(self) -> DataLoader:
+        splits = self._splits(self.target_splits if self.hparams.target is not None else self.source_splits)
+        return self._eval_loader(splits.query, splits.gallery)
+
+    def _splits(self, splits: ReIDSplits | None) -> ReIDSplits:
+        if splits is None:
+            raise RuntimeError("ReIDData: call setup() before asking for a loader")
+        return splits
+
+    def _eval_loader(self, query: list[Sample], gallery: list[Sample]) -> DataLoader:
+        h = self.hparams
+        dataset = ReIDImages(query + gallery, test_transform(h.height, h.width), num_query=len(query))
+        return self._loader(dataset, None, drop_last=False)
+
+    def _loader(self, dataset: ReIDImages, sampler: Sampler | None, drop_last: bool) -> DataLoader:
+        workers = self.hparams.num_workers
+        return DataLoader(
+            dataset,
+            batch_size=self.hparams.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
+            num_workers=workers,
+            persistent_workers=workers > 0 and sampler is not None,
+            pin_memory=torch.cuda.is_available(),
+        )

@@ -1,0 +1,109 @@
+"""Person images as tensors: a Dataset over Sample lists and the re-id training / test transforms."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.utils.data import Dataset
+from torchvision.transforms import v2 as T
+
+from .formats import Sample
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An 8-bit RGB PIL image from any file PIL reads: grayscale is repeated, alpha dropped, 16-bit scaled."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image: no file at {path}")
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            image = ImageOps.exif_transpose(opened)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise ValueError(f"image: cannot read {path}: {error}") from error
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float32)
+        peak = 65535.0 if array.max() > 255 else 255.0
+        image = Image.fromarray((array / peak * 255).clip(0, 255).round().astype(np.uint8))
+    elif image.mode == "P":
+        image = image.convert("RGBA")  # palette transparency, converted without Pillow's warning
+    return image.convert("RGB")
+
+
+def train_transform(height: int = 256, width: int = 128) -> T.Compose:
+    """Resize, random horizontal flip, pad 10 + random crop, ImageNet normalisation, random erasing (p 0.5,
+    erased with the mean colour as Zhong et al.)."""
+    return T.Compose(
+        [
+            T.ToImage(),
+            T.Resize((height, width), antialias=True),
+            T.RandomHorizontalFlip(),
+            T.Pad(10),
+            T.RandomCrop((height, width)),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+            T.RandomErasing(p=0.5, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0),
+        ]
+    )
+
+
+def test_transform(height: int = 256, width: int = 128) -> T.Compose:
+    """Resize and ImageNet normalisation."""
+    return T.Compose(
+        [
+            T.ToImage(),
+            T.Resize((height, width), antialias=True),
+            T.ToDtype(torch.float32, scale=True),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
+
+
+test_transform.__test__ = False  # not a pytest test when a test module imports it
+
+
+class ReIDImages(Dataset):
+    """Item i: dict(image=transform(RGB image) (a float tensor with the transforms above), pid, camid,
+    index=i, is_query=i < num_query).
+
+    labels: per-sample ids used instead of the samples' pids (pseudo-labels). num_query: evaluation sets
+    are query + gallery in one list, the first num_query items being the queries.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        transform: Callable | None,
+        labels: Sequence[int] | None = None,
+        num_query: int = 0,
+    ):
+        if labels is not None and len(labels) != len(samples):
+            raise ValueError(f"labels: expected one per sample ({len(samples)}), got {len(labels)}")
+        if not 0 <= num_query <= len(samples):
+            raise ValueError(f"num_query: expected 0..{len(samples)}, got {num_query}")
+        self.samples = list(samples)
+        self.transform = (
+            transform if transform is not None else T.Compose([T.ToImage(), T.ToDtype(torch.float32, True)])
+        )
+        self.labels = None if labels is None else [int(label) for label in labels]
+        self.num_query = num_query
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        sample = self.samples[index]
+        return {
+            "image": self.transform(read_image(sample.path)),
+            "pid": sample.pid if self.labels is None else self.labels[index],
+            "camid": sample.camid,
+            "index": index,
+            "is_query": index < self.num_query,
+        }

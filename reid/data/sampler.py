@@ -1,0 +1,106 @@
+"""P x K identity sampling for metric learning: every batch holds P identities with K images each, so each
+anchor has positives and negatives for the batch-hard triplet loss (torchreid's RandomIdentitySampler)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from torch.utils.data import Sampler
+
+
+class IdentitySampler(Sampler[int]):
+    """Yields dataset indices; each consecutive `batch_size` chunk holds batch_size / num_instances
+    identities x num_instances images. An identity with fewer than num_instances images is sampled with
+    replacement; a negative label (an unlabelled / outlier sample) is never drawn.
+
+    One epoch visits each identity's images in chunks of K (as torchreid) and lasts
+    (sum over ids of max(n_id, K) // K) // P batches exactly; identities used up before the epoch ends are
+    reshuffled and drawn again. The order depends only on (seed, epoch): call set_epoch each epoch
+    (Lightning does so for the training loader).
+    """
+
+    def __init__(self, pids: Sequence[int], batch_size: int, num_instances: int = 4, seed: int = 0):
+        if num_instances < 1:
+            raise ValueError(f"num_instances: expected >= 1, got {num_instances}")
+        if batch_size < 1 or batch_size % num_instances:
+            raise ValueError(
+                f"batch_size: expected a positive multiple of num_instances={num_instances}, got {batch_size}"
+            )
+        labels = np.asarray(pids, dtype=np.int64)
+        if labels.ndim != 1:
+            raise ValueError(f"pids: expected a flat sequence of ints, got shape {labels.shape}")
+        order = np.argsort(labels, kind="stable")
+        order = order[labels[order] >= 0]
+        _, starts = np.unique(labels[order], return_index=True)
+        self.groups = np.split(order, starts[1:]) if len(order) else []
+        self.batch_size, self.num_instances, self.seed, self.epoch = batch_size, num_instances, seed, 0
+        self.ids_per_batch = batch_size // num_instances
+        if len(self.groups) < self.ids_per_batch:
+            raise ValueError(
+                f"pids: {len(self.groups)} identities, fewer than the {self.ids_per_batch} a batch of {batch_size} "
+                f"with num_instances={num_instances} needs"
+            )
+        chunks = sum(max(len(g), num_instances) // num_instances for g in self.groups)
+        self.num_batches = chunks // self.ids_per_batch
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches * self.batch_size
+
+    def _chunks(self, rng: np.random.Generator, group: np.ndarray) -> list[np.ndarray]:
+        k = self.num_instances
+        indices = rng.permutation(group if len(group) >= k else rng.choice(group, k, replace=True))
+        return [indices[i : i + k] for i in range(0, len(indices) - k + 1, k)]
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        chunks = [self._chunks(rng, g) for g in self.groups]
+        available = list(range(len(self.groups)))
+        out: list[int] = []
+        for _ in range(self.num_batches):
+            if len(available) < self.ids_per_batch:
+                for i, group in enumerate(self.groups):
+                    if not chunks[i]:
+                        chunks[i] = self._chunks(rng, group)
+                available = list(range(len(self.groups)))
+            for j in rng.choice(len(available), self.ids_per_batch, replace=False):
+                out.extend(chunks[available[j]].pop().tolist())
+            available = [i for i in available if chunks[i]]
+        return iter(out)
+
+
+class PseudoLabelSampler(Sampler[int]):
+    """P x K batches over labels that change between epochs: `labels` is read when an epoch starts (after the
+    module's on_train_epoch_start has clustered), and the epoch length is fixed at len(labels) // batch_size
+    batches so Lightning's batch count stays right."""
+
+    def __init__(self, size: int, batch_size: int, num_instances: int, seed: int = 0):
+        self.labels: np.ndarray | None = None
+        self.size, self.batch_size, self.num_instances, self.seed, self.epoch = (
+            size,
+            batch_size,
+            num_instances,
+            seed,
+            0,
+        )
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size // self.batch_size * self.batch_size
+
+    def __iter__(self) -> Iterator[int]:
+        if self.labels is None:
+            raise RuntimeError("PseudoLabelSampler: no pseudo-labels yet (the module clusters at each epoch start)")
+        sampler = IdentitySampler(self.labels, self.batch_size, self.num_instances, self.seed)
+        indices: list[int] = []
+        cycle = 0
+        while len(indices) < len(self):
+            sampler.set_epoch(self.epoch * 1000 + cycle)
+            indices.extend(sampler)
+            cycle += 1
+        return iter(indices[: len(self)])
