@@ -29,6 +29,9 @@ _OURS = {
     "nalaformer_s",
     "mala_t",
     "soft_tiny",
+    "resnet50_reid",
+    "resnet18_reid",
+    "resnet_reid_tiny",
 }
 
 __all__ = [

@@ -13,7 +13,9 @@ PAPER_PARAMS = {"nalaformer_t": 15e6, "nalaformer_s": 26e6, "soft_tiny": 13e6}
 
 def test_list_models():
     assert vision.list_models() == sorted(
-        [f"lavit_{s}_patch16_224" for s in SIZES] + ["nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny"]
+        [f"lavit_{s}_patch16_224" for s in SIZES]
+        + ["nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny"]
+        + ["resnet18_reid", "resnet50_reid", "resnet_reid_tiny"]
     )
 
 

@@ -2,5 +2,6 @@
 
 from .hilavit import HiLaViT
 from .lavit import LaViT
+from .resnet_reid import ResNetReID
 
-__all__ = ["HiLaViT", "LaViT"]
+__all__ = ["HiLaViT", "LaViT", "ResNetReID"]

@@ -1,0 +1,112 @@
+"""K-means in torch for pseudo-labels: k-means++ seeding and Lloyd iterations with chunked distances, so memory
+stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def _check(features: Tensor, k: int, chunk_size: int) -> Tensor:
+    if not isinstance(features, Tensor) or features.ndim != 2 or len(features) == 0:
+        shape = list(features.shape) if isinstance(features, Tensor) else type(features).__name__
+        raise ValueError(f"features: expected a non-empty [N, D] tensor, got {shape}")
+    if not 1 <= k <= len(features):
+        raise ValueError(f"k: expected 1 <= k <= N = {len(features)}, got {k}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size: expected >= 1, got {chunk_size}")
+    return features if features.dtype == torch.float64 else features.float()
+
+
+def _nearest(x: Tensor, x_sq: Tensor, centroids: Tensor, chunk_size: int) -> tuple[Tensor, Tensor]:
+    """For each row of x (squared norms x_sq), the index of its nearest centroid and the squared distance to it."""
+    c_sq = centroids.pow(2).sum(dim=1)
+    labels = torch.empty(len(x), dtype=torch.long, device=x.device)
+    dist = torch.empty(len(x), dtype=x.dtype, device=x.device)
+    for start in range(0, len(x), chunk_size):
+        chunk = x[start : start + chunk_size]
+        d2 = x_sq[start : start + chunk_size, None] - 2 * chunk @ centroids.T + c_sq
+        dist[start : start + chunk_size], labels[start : start + chunk_size] = d2.min(dim=1)
+    return labels, dist.clamp_(min=0)
+
+
+def _cluster_sums(x: Tensor, labels: Tensor, k: int, chunk_size: int) -> tuple[Tensor, Tensor]:
+    """Per-cluster sums [k, D] and sizes [k]; one-hot matmuls rather than index_add_, whose CUDA atomics would
+    make the result depend on thread timing."""
+    sums = x.new_zeros(k, x.shape[1])
+    for start in range(0, len(x), chunk_size):
+        one_hot = torch.nn.functional.one_hot(labels[start : start + chunk_size], k).to(x.dtype)
+        sums += one_hot.T @ x[start : start + chunk_size]
+    return sums, torch.bincount(labels, minlength=k)
+
+
+def kmeans_plusplus(features: Tensor, k: int, *, seed: int = 0, chunk_size: int = 4096) -> Tensor:
+    """k-means++ seeding (Arthur & Vassilvitskii): each next centre drawn with probability proportional to the
+    squared distance to the nearest centre so far -> [k, D]. The random numbers come from a CPU generator, so a
+    seed picks the same centres on any device."""
+    x = _check(features, k, chunk_size)
+    x_sq = x.pow(2).sum(dim=1)
+    generator = torch.Generator().manual_seed(seed)
+    first = int(torch.randint(len(x), (1,), generator=generator))
+    chosen = [first]
+    _, best = _nearest(x, x_sq, x[first : first + 1], chunk_size)
+    for _ in range(1, k):
+        total = best.sum()
+        if total <= 0:  # every point sits on a centre (duplicates): take any point not chosen yet
+            taken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+            taken[chosen] = True
+            index = int(torch.nonzero(~taken)[0])
+        else:
+            u = float(torch.rand(1, generator=generator, dtype=torch.float64))
+            cumulative = best.cumsum(0)
+            index = min(int(torch.searchsorted(cumulative, cumulative[-1] * u, right=True)), len(x) - 1)
+        chosen.append(index)
+        _, d = _nearest(x, x_sq, x[index : index + 1], chunk_size)
+        best = torch.minimum(best, d)
+    return x[chosen].clone()
+
+
+def kmeans(
+    features: Tensor,
+    k: int,
+    *,
+    iters: int = 100,
+    seed: int = 0,
+    chunk_size: int = 4096,
+    tol: float = 1e-4,
+    init: Tensor | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Lloyd's k-means of [N, D] features into k clusters -> (labels [N] long, centroids [k, D]), on the
+    features' device (float64 kept, anything else computed in float32).
+
+    Seeded with k-means++ (or `init`, [k, D]). Stops after `iters` iterations, when no label changes, or when the
+    centres move by at most `tol` x the mean per-dimension variance of the data (summed squared shift). A
+    cluster left empty is re-seeded at the point farthest from its centre. The labels returned are the
+    assignment to the centroids returned."""
+    x = _check(features, k, chunk_size)
+    if init is None:
+        centroids = kmeans_plusplus(x, k, seed=seed, chunk_size=chunk_size)
+    else:
+        if init.shape != (k, x.shape[1]):
+            raise ValueError(f"init: expected [{k}, {x.shape[1]}], got {list(init.shape)}")
+        centroids = init.to(device=x.device, dtype=x.dtype).clone()
+    x_sq = x.pow(2).sum(dim=1)
+    threshold = tol * float(x.var(dim=0, unbiased=False).mean()) if len(x) > 1 else 0.0
+    labels, dist = _nearest(x, x_sq, centroids, chunk_size)
+    for _ in range(iters):
+        sums, counts = _cluster_sums(x, labels, k, chunk_size)
+        new = sums / counts.clamp(min=1).unsqueeze(1).to(x.dtype)
+        empty = torch.nonzero(counts == 0).flatten()
+        if len(empty):
+            far = torch.argsort(dist, descending=True, stable=True)[: len(empty)]
+            new[empty] = x[far]
+        shift = float((new - centroids).pow(2).sum())
+        centroids = new
+        previous = labels
+        labels, dist = _nearest(x, x_sq, centroids, chunk_size)
+        if shift <= threshold or torch.equal(labels, previous):
+            break
+    return labels, centroids
+
+
+__all__ = ["kmeans", "kmeans_plusplus"]

@@ -1,0 +1,69 @@
+"""ONNX export of the inference embedding: RGB images in 0..1 at a fixed size -> L2-normalised BMFN features,
+with ImageNet normalisation and flip-averaging inside the graph and a dynamic batch axis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .inference import ReIDModel
+from .model import CoreReIDNet
+
+
+class _Embedding(nn.Module):
+    def __init__(self, model: ReIDModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.model.net.embed((images - self.model.mean) / self.model.std)
+
+
+def export_onnx(
+    model: ReIDModel | CoreReIDNet,
+    path: str | Path,
+    height: int | None = None,
+    width: int | None = None,
+    *,
+    opset: int = 18,
+) -> Path:
+    """Write `path` (one .onnx file, atomically): input "images" [N, 3, height, width] float32 RGB in 0..1 (the
+    model's input size by default; resize before feeding), output "embeddings" [N, 3C], N dynamic."""
+    if isinstance(model, CoreReIDNet):
+        model = ReIDModel(model)
+    if not isinstance(model, ReIDModel):
+        raise TypeError(f"model: expected a ReIDModel or CoreReIDNet, got {type(model).__name__}")
+    height, width = height or model.input_size[0], width or model.input_size[1]
+    if min(height, width) < 32:
+        raise ValueError(f"height, width: expected at least 32 each, got {height}x{width}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = _Embedding(model).eval()
+    device = model.mean.device
+    example = torch.rand(2, 3, height, width, device=device)  # batch 2: a batch of 1 would be specialised away
+    tmp = path.with_name(f".{path.name}.tmp")
+    was_training = model.training
+    model.eval()
+    try:
+        torch.onnx.export(
+            module,
+            (example,),
+            str(tmp),
+            input_names=["images"],
+            output_names=["embeddings"],
+            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+        model.train(was_training)
+    return path
+
+
+__all__ = ["export_onnx"]
