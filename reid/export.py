@@ -66,4 +66,54 @@ def export_onnx(
     return path
 
 
-__all__ = ["export_onnx"]
+def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
+    """The inference network of a stage-1 (its network) or stage-2 (its EMA teacher, CORE-ReID's inference
+    model) Lightning checkpoint, without the classifier."""
+    from .training import _read_source
+
+    checkpoint = Path(path)
+    weights, config = _read_source(str(checkpoint))
+    teacher = {k.removeprefix("teacher."): v for k, v in weights.items() if k.startswith("teacher.")}
+    if not teacher and checkpoint.suffix != ".safetensors":
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+        teacher = {k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")}
+    weights = {k: v for k, v in (teacher or weights).items() if not k.startswith("classifier.")}
+    net = CoreReIDNet(config["trunk"], 0, config.get("trunk_kwargs"), tuple(config["input_size"]))
+    net.load_state_dict(weights, strict=True)
+    return net.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m reid.export CHECKPOINT --out model.safetensors [--onnx model.onnx]"""
+    import argparse
+    import sys
+
+    from .inference import save_model
+
+    parser = argparse.ArgumentParser(
+        prog="python -m reid.export",
+        description="A Lightning checkpoint of stage 1 "
+        "or 2 -> the inference model (safetensors + JSON) and optionally ONNX.",
+    )
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help="the .safetensors file to write (+ .json beside it)")
+    parser.add_argument("--onnx", type=Path, help="also write the ONNX embedding graph here")
+    args = parser.parse_args(argv)
+    try:
+        if args.out.suffix != ".safetensors":
+            raise ValueError(f"--out {args.out}: expected a .safetensors path")
+        net = net_from_checkpoint(args.checkpoint)
+        save_model(net, args.out)
+        if args.onnx:
+            export_onnx(net, args.onnx)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out}" + (f" and {args.onnx}" if args.onnx else ""))
+    return 0
+
+
+__all__ = ["export_onnx", "main", "net_from_checkpoint"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

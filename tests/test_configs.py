@@ -25,4 +25,4 @@ def test_config_parses(config):
 
 
 def test_every_package_with_a_cli_has_configs():
-    assert {p.parent.name for p in CONFIGS} == {"vision", "nvs"}
+    assert {p.parent.name for p in CONFIGS} == {"vision", "nvs", "reid"}

@@ -48,7 +48,7 @@ class IdentitySampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_batches * self.batch_size
+        return _shard_batches(self.num_batches) * self.batch_size
 
     def _chunks(self, rng: np.random.Generator, group: np.ndarray) -> list[np.ndarray]:
         k = self.num_instances
@@ -69,7 +69,30 @@ class IdentitySampler(Sampler[int]):
             for j in rng.choice(len(available), self.ids_per_batch, replace=False):
                 out.extend(chunks[available[j]].pop().tolist())
             available = [i for i in available if chunks[i]]
-        return iter(out)
+        return iter(_shard(out, self.batch_size))
+
+
+def _world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def _shard_batches(num_batches: int) -> int:
+    return num_batches // _world()[0]
+
+
+def _shard(indices: list[int], batch_size: int) -> list[int]:
+    """Under torch.distributed every process draws the same epoch (same seed) and keeps whole batches
+    rank, rank + W, ... so P x K batches stay intact (run with the Trainer's use_distributed_sampler=False)."""
+    world, rank = _world()
+    if world == 1:
+        return indices
+    batches = [indices[i : i + batch_size] for i in range(0, len(indices), batch_size)]
+    mine = batches[rank::world][: _shard_batches(len(batches))]
+    return [i for batch in mine for i in batch]
 
 
 class PseudoLabelSampler(Sampler[int]):
@@ -91,13 +114,13 @@ class PseudoLabelSampler(Sampler[int]):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.size // self.batch_size * self.batch_size
+        return _shard_batches(self.size // self.batch_size) * self.batch_size
 
     def __iter__(self) -> Iterator[int]:
         if self.labels is None:
             raise RuntimeError("PseudoLabelSampler: no pseudo-labels yet (the module clusters at each epoch start)")
         sampler = IdentitySampler(self.labels, self.batch_size, self.num_instances, self.seed)
-        indices: list[int] = []
+        indices: list[int] = []  # this process's batches (IdentitySampler shards), cycled to a fixed length
         cycle = 0
         while len(indices) < len(self):
             sampler.set_epoch(self.epoch * 1000 + cycle)

@@ -5,10 +5,13 @@ written per domain in the Market-1501 layout.
     python -m reid.data.synthetic --out DIR [--identities N] [--cameras C] [--images-per-camera K]
         [--height H] [--width W] [--seed S] [--domains source,target] [--strength X]
 
-Domains differ on purpose: "source" cameras are mildly styled street scenes with bright clothes; "target"
-cameras have strong per-camera colour casts, low light, blur, sensor noise and heavy JPEG compression over
-indoor backgrounds, and a population in muted clothes. Identities are drawn per domain, so the two are disjoint;
-within a domain an identity keeps its clothes across cameras, so it stays recoverable there.
+Domains differ on purpose: "source" cameras each have their own backdrop and a moderate colour cast pointing
+a different way for every camera (so a model trained there meets camera variation), over a population in bright
+clothes; "target" cameras share one strong domain cast, low light, blur, sensor noise and heavy JPEG
+compression, and a population in muted clothes, over backdrops shared by all its cameras (one hall), so that
+camera style alone does not dominate an unsupervised clustering. Identities are drawn per domain, so the two
+are disjoint; within a domain an identity keeps its clothes across cameras, so it stays recoverable there.
+The "indoor" backdrop family remains available for custom StyleFamily presets.
 
 DIR/<domain>/{bounding_box_train,query,bounding_box_test}/PPPP_cCs1_FFFFFF_00.jpg: the first half of the
 identities trains; for each test identity one image from each of ceil(C/2) cameras is a query and everything
@@ -54,11 +57,13 @@ class StyleFamily:
     quality: tuple[float, float]  # JPEG quality
     background: str  # "street" or "indoor"
     palette: str  # "bright" or "muted"
+    hue_spread: float = 1.0  # cameras' cast directions cover this fraction of the hue circle (small: a domain cast)
+    shared_backdrops: bool = False  # every shot picks any camera's backdrop (one hall), not its own camera's
 
 
 FAMILIES = {
     "source": StyleFamily(
-        cast=(0.0, 0.08),
+        cast=(0.1, 0.25),
         brightness=(0.95, 1.1),
         contrast=(0.95, 1.15),
         gamma=(0.85, 1.05),
@@ -68,6 +73,7 @@ FAMILIES = {
         quality=(88, 95),
         background="street",
         palette="bright",
+        hue_spread=1.0,
     ),
     "target": StyleFamily(
         cast=(0.25, 0.4),
@@ -78,8 +84,10 @@ FAMILIES = {
         blur=(0.5, 0.9),
         noise=(0.02, 0.04),
         quality=(45, 70),
-        background="indoor",
+        background="street",
         palette="muted",
+        hue_spread=0.1,
+        shared_backdrops=True,
     ),
 }
 NEUTRAL = {
@@ -493,10 +501,9 @@ def generate_domain(
         return np.random.default_rng([seed, stream, *key])
 
     hue0 = rng(0).uniform(0, 2 * math.pi)
-    styles = [
-        CameraStyle.sample(family, rng(1, c), hue0 + 2 * math.pi * c / cameras + rng(2, c).uniform(-0.4, 0.4), strength)
-        for c in range(cameras)
-    ]
+    spread = 2 * math.pi * family.hue_spread
+    hues = [hue0 + spread * (c / cameras + rng(2, c).uniform(-0.065, 0.065)) for c in range(cameras)]
+    styles = [CameraStyle.sample(family, rng(1, c), hue, strength) for c, hue in enumerate(hues)]
     scenes = [background_scene(family, rng(3, c), height, width) for c in range(cameras)]
     people = [Person.sample(rng(4, pid), family.palette) for pid in range(1, identities + 1)]
     n_train = identities // 2
@@ -518,12 +525,13 @@ def generate_domain(
             for k in range(images_per_camera):
                 r = rng(7, pid, c, k)
                 offset = r.integers(0, width + 1)
+                scene = scenes[r.integers(cameras) if family.shared_backdrops else c]
                 image = render_figure(
                     people[pid - 1],
                     Pose.sample(r),
                     height=height,
                     width=width,
-                    background=scenes[c][:, offset : offset + width] * r.uniform(0.92, 1.08),
+                    background=scene[:, offset : offset + width] * r.uniform(0.92, 1.08),
                 )
                 image = styles[c].apply(image, r)
                 if pid <= n_train:

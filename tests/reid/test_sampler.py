@@ -70,3 +70,22 @@ def test_errors():
         IdentitySampler([0, 1, 2, 2], 16, 4)
     with pytest.raises(ValueError, match="0 identities"):
         IdentitySampler([-1, -1], 4, 4)
+
+
+def test_identity_sampler_shards_whole_batches_across_processes(monkeypatch):
+    """Under torch.distributed each process keeps whole P x K batches, disjoint across ranks, together the
+    single-process epoch's batches (so the Trainer runs with use_distributed_sampler=False)."""
+    from reid.data import sampler as module
+
+    pids = np.repeat(np.arange(12), 4)
+    single = list(IdentitySampler(pids, batch_size=8, num_instances=4, seed=3))
+    batches = [tuple(single[i : i + 8]) for i in range(0, len(single), 8)]
+    shards = []
+    for rank in range(2):
+        monkeypatch.setattr(module, "_world", lambda rank=rank: (2, rank))
+        s = IdentitySampler(pids, batch_size=8, num_instances=4, seed=3)
+        mine = list(s)
+        assert len(mine) == len(s) == len(batches) // 2 * 8
+        shards.append([tuple(mine[i : i + 8]) for i in range(0, len(mine), 8)])
+    assert shards[0] == batches[0::2][: len(shards[0])] and shards[1] == batches[1::2][: len(shards[1])]
+    assert not set(shards[0]) & set(shards[1])

@@ -103,11 +103,16 @@ def test_domains_differ_in_camera_style(data):
         x = load(out / domain / "bounding_box_train")
         stats[domain] = (x.mean((0, 1, 2)), x.std((0, 1, 2)))
     # target cameras are darker and flatter (low light, low contrast)
-    assert (stats["target"][0] < stats["source"][0] - 0.15).all()
+    assert stats["target"][0].mean() < stats["source"][0].mean() - 0.05
     assert (stats["target"][1] < stats["source"][1] - 0.03).all()
-    # and their colour casts are stronger: gains spread further from 1
-    spread = {d: np.abs(np.log([s["gains"] for s in meta[d]["camera_styles"]])).max(1).mean() for d in meta}
-    assert spread["target"] > 3 * spread["source"]
+    # their colour casts are stronger (gains further from 1) and share one direction (a domain cast), while the
+    # source cameras' casts point every way
+    log_gains = {d: np.log([s["gains"] for s in meta[d]["camera_styles"]]) for d in meta}
+    strength = {d: np.abs(g).max(1).mean() for d, g in log_gains.items()}
+    assert strength["target"] > 1.5 * strength["source"]
+    unit = {d: g / np.linalg.norm(g, axis=1, keepdims=True) for d, g in log_gains.items()}
+    agreement = {d: np.linalg.norm(u.mean(0)) for d, u in unit.items()}  # 1: all cameras cast the same way
+    assert agreement["target"] > 0.9 and agreement["source"] < 0.5
     assert min(s["quality"] for s in meta["source"]["camera_styles"]) > max(
         s["quality"] for s in meta["target"]["camera_styles"]
     )
