@@ -37,7 +37,8 @@ test-fast: setup
 	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -x -m "not slow"
 
 render: setup
-	$(PY) -m kernels.bench --quick
+	$(PY) -m nvs.render nvs/assets/coffee.jpg --out renders
+	@echo "outputs: renders/coffee/ (views/, depth/, orbit.gif, mesh.ply, nerfstudio/, summary.json)"
 
 bench: setup
 	$(PY) -m kernels.bench --device cpu
