@@ -89,3 +89,44 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     except RuntimeError as error:
         raise ValueError(f"checkpoint: {path} does not fit its config: {error}") from error
     return model.eval().to(device)
+
+
+def model_from_checkpoint(path: str | Path) -> NViST:
+    """The NViST network of a Lightning checkpoint written by `python -m nvs fit` (read with weights_only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        settings = checkpoint["hyper_parameters"].get("model") or {}
+        state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    except Exception as error:
+        reason = f"{type(error).__name__}: {error}"
+        raise ValueError(f"checkpoint: {path} is not an NViST Lightning checkpoint ({reason})") from error
+    model = NViST(NViSTConfig(**settings))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m nvs.weights CHECKPOINT.ckpt --out model.safetensors: a training checkpoint -> a shippable model."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m nvs.weights", description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, required=True, help=".safetensors to write (+ .json beside it)")
+    args = parser.parse_args(argv)
+    try:
+        if args.out.suffix != ".safetensors":
+            raise ValueError(f"--out {args.out}: expected a .safetensors path")
+        save_model(model_from_checkpoint(args.checkpoint), args.out)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
