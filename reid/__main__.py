@@ -1,27 +1,14 @@
 """python -m reid fit|validate|test --config configs/reid/X.yaml [--trainer.devices N ...] (LightningCLI).
 
 Each stage is a config naming its LightningModule and DataModule (subclass mode): stage 0 the camera-style
-CycleGAN, stage 1 source pre-training, stage 2 teacher-student fine-tuning on the unlabelled target.
+CycleGAN (one camera pair), stage 1 source pre-training, stage 2 teacher-student fine-tuning on the unlabelled
+target. The CLI is vision's (the same subclass-mode LightningCLI).
 """
 
 from __future__ import annotations
 
-import lightning as L
-from lightning.pytorch.cli import LightningCLI
-
-import reid  # noqa: F401  (registers the re-id trunks with timm)
-
-
-def main(args=None) -> None:
-    LightningCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        args=args,
-    )
-
+import reid  # noqa: F401  (the re-id classes the configs name)
+from vision.__main__ import main
 
 if __name__ == "__main__":
     main()
