@@ -242,6 +242,7 @@ def process(path: Path, name: str, model: NViST, args: argparse.Namespace, model
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=args.out, prefix=f".{name}.tmp-"))
+        folder.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the finished folder gets normal permissions
     except OSError as error:
         raise InputError(f"cannot write to --out {args.out}: {error.strerror or error}") from error
     try:
@@ -274,6 +275,14 @@ def load(args: argparse.Namespace) -> tuple[NViST, dict]:
         print(f"{PROG}: warning: {warning.message}", file=sys.stderr)
     info = model_id(args.checkpoint) | {"config": asdict(model.config)}
     return model, info
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def main(argv=None) -> int:

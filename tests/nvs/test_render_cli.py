@@ -220,3 +220,15 @@ def test_mesh_of_a_sphere(tmp_path, ext):
 def test_constant_density_gives_no_mesh():
     level, warning = export.iso_level(np.full((8, 8, 8), 0.5, np.float32), field_resolution=8, bound=1.0)
     assert level is None and "no mesh" in warning
+
+
+def test_mp4_video_decodes_with_every_view(photos, tmp_path):
+    import av
+
+    out = tmp_path / "out"
+    args = [str(photos[1]), "--out", str(out), "--views", "5", "--size", "32", "--video", "mp4", "--mesh", "none"]
+    assert render.main(args) == 0
+    with av.open(str(out / photos[1].stem / "orbit.mp4")) as video:
+        frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
+    assert len(frames) == 5 and frames[0].shape[:2] == (32, 32)
+    assert oct((out / photos[1].stem).stat().st_mode & 0o777) != oct(0o700)
