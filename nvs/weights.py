@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from vision.checkpoint import read_weights_and_config
+
 from .model.nvist import NViST, NViSTConfig
 
 log = logging.getLogger(__name__)
@@ -64,26 +66,8 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
             )
             return NViST(NViSTConfig(**TINY)).eval().to(device)
         path = DEFAULT_WEIGHTS
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    config_path = path.with_suffix(".json")
-    try:
-        settings = json.loads(config_path.read_text())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"checkpoint: {config_path} (the model's config) is missing") from error
-    except json.JSONDecodeError as error:
-        raise ValueError(f"checkpoint: {config_path} is not valid JSON: {error}") from error
-    known = {f.name for f in fields(NViSTConfig)}
-    if not isinstance(settings, dict) or set(settings) - known:
-        raise ValueError(f"checkpoint: {config_path} holds unknown settings {sorted(set(settings) - known)}")
+    state, settings = read_weights_and_config(path, {f.name for f in fields(NViSTConfig)})
     model = NViST(NViSTConfig(**settings))
-    try:
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    except Exception as error:
-        raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -67,17 +67,12 @@ def export_onnx(
 
 
 def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
-    """The inference network of a stage-1 (its network) or stage-2 (its EMA teacher, CORE-ReID's inference
-    model) Lightning checkpoint, without the classifier."""
-    from .training import _read_source
+    """The inference network of a stage-1 (its network) or stage-2 (its EMA teacher) Lightning checkpoint, or
+    of a saved model, without the classifier."""
+    from .training import read_network
 
-    checkpoint = Path(path)
-    weights, config = _read_source(str(checkpoint))
-    teacher = {k.removeprefix("teacher."): v for k, v in weights.items() if k.startswith("teacher.")}
-    if not teacher and checkpoint.suffix != ".safetensors":
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
-        teacher = {k.removeprefix("teacher."): v for k, v in state.items() if k.startswith("teacher.")}
-    weights = {k: v for k, v in (teacher or weights).items() if not k.startswith("classifier.")}
+    weights, config = read_network(str(path))
+    weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
     net = CoreReIDNet(config["trunk"], 0, config.get("trunk_kwargs"), tuple(config["input_size"]))
     net.load_state_dict(weights, strict=True)
     return net.eval()

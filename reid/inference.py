@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from vision.checkpoint import read_weights_and_config
+
 from .model import CoreReIDNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -143,26 +145,7 @@ def save_model(model: ReIDModel | CoreReIDNet, path: str | Path) -> Path:
 
 def read_model_files(path: str | Path) -> tuple[dict[str, Tensor], dict]:
     """The tensors of a saved model and its constructor settings (from `<path>.json`), checked but not built."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint: no file at {path}")
-    config_path = path.with_suffix(".json")
-    try:
-        settings = json.loads(config_path.read_text())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"checkpoint: {config_path} (the model's config) is missing") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"checkpoint: {config_path} is not valid JSON: {error}") from error
-    if not isinstance(settings, dict) or set(settings) - _CONFIG_KEYS:
-        unknown = sorted(set(settings) - _CONFIG_KEYS) if isinstance(settings, dict) else settings
-        raise ValueError(f"checkpoint: {config_path} holds unknown settings {unknown}")
-    try:
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
-    except Exception as error:
-        raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
-    return state, settings
+    return read_weights_and_config(path, _CONFIG_KEYS)
 
 
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> ReIDModel:

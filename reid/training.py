@@ -60,7 +60,7 @@ class _Evaluation:
         return {"mAP": float(result["mAP"]), "rank1": float(result["cmc"][0]), "mINP": float(result["mINP"])}
 
 
-def _adam_with_warmup(module: L.LightningModule, params, h) -> dict:
+def _adam_with_warmup(params, h) -> dict:
     optimizer = torch.optim.Adam(params, lr=h.lr, weight_decay=h.weight_decay)
 
     def factor(epoch: int) -> float:
@@ -141,7 +141,7 @@ class SourcePretrainer(L.LightningModule):
             self.log_dict({f"{prefix}/{k}": v for k, v in self._eval.compute(self).items()}, prog_bar=True)
 
     def configure_optimizers(self):
-        return _adam_with_warmup(self, self.net.parameters(), self.hparams)
+        return _adam_with_warmup(self.net.parameters(), self.hparams)
 
 
 class TargetFinetuner(L.LightningModule):
@@ -193,7 +193,7 @@ class TargetFinetuner(L.LightningModule):
         h = self.hparams
         weights = None
         if h.source_checkpoint:
-            weights, config = _read_source(h.source_checkpoint)
+            weights, config = read_network(h.source_checkpoint)
             h.trunk, h.trunk_kwargs, h.input_size = config["trunk"], config["trunk_kwargs"], config["input_size"]
         if h.input_size is None:
             dm = self.trainer.datamodule
@@ -284,28 +284,31 @@ class TargetFinetuner(L.LightningModule):
             self.log_dict({f"test/{k}": v for k, v in self._eval.compute(self).items()}, prog_bar=True)
 
     def configure_optimizers(self):
-        return _adam_with_warmup(self, self.student.parameters(), self.hparams)
+        return _adam_with_warmup(self.student.parameters(), self.hparams)
 
 
-def _read_source(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Network weights and config from a stage-1 Lightning checkpoint or a saved inference model."""
+def read_network(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Network weights and config from a saved inference model (.safetensors) or a Lightning checkpoint: a
+    stage-1 one (its network) or a stage-2 one (its EMA teacher, CORE-ReID's inference model)."""
     file = Path(path)
     if not file.is_file():
-        raise FileNotFoundError(f"source_checkpoint: no such file {file}")
+        raise FileNotFoundError(f"checkpoint: no such file {file}")
     if file.suffix == ".safetensors":
         from .inference import read_model_files
 
         return read_model_files(file)
     try:
         checkpoint = torch.load(file, map_location="cpu", weights_only=True)
-        h = checkpoint["hyper_parameters"]
-        weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        h, state = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+        prefix = "net." if any(k.startswith("net.") for k in state) else "teacher."
+        weights = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
         config = {"trunk": h["trunk"], "trunk_kwargs": h.get("trunk_kwargs"), "input_size": h["input_size"]}
     except Exception as error:
-        raise ValueError(
-            f"source_checkpoint {file}: not a stage-1 checkpoint ({type(error).__name__}: {error})"
-        ) from error
+        reason = f"{type(error).__name__}: {error}"
+        raise ValueError(f"checkpoint {file}: not a stage-1 or stage-2 checkpoint ({reason})") from error
+    if not weights:
+        raise ValueError(f"checkpoint {file}: holds neither a stage-1 network nor a stage-2 teacher")
     return weights, config
 
 
-__all__ = ["SourcePretrainer", "TargetFinetuner"]
+__all__ = ["SourcePretrainer", "TargetFinetuner", "read_network"]

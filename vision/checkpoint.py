@@ -36,6 +36,33 @@ class LoadReport:
         return "\n".join(lines)
 
 
+def read_weights_and_config(path: str | Path, known: set[str]) -> tuple[dict[str, Tensor], dict]:
+    """A model saved as safetensors plus `<path>.json` (its constructor settings, keys within `known`):
+    (tensors, settings), each checked, with errors naming the file. nvs and reid models are stored this way."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint: no file at {path}")
+    config_path = path.with_suffix(".json")
+    try:
+        settings = json.loads(config_path.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"checkpoint: {config_path} (the model's config) is missing") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"checkpoint: {config_path} is not valid JSON: {error}") from error
+    if not isinstance(settings, dict) or set(settings) - known:
+        unknown = sorted(set(settings) - known) if isinstance(settings, dict) else settings
+        raise ValueError(f"checkpoint: {config_path} holds unknown settings {unknown}")
+    try:
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    except Exception as error:
+        raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
+    return state, settings
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Tensors of a .safetensors, .pth/.pt/.bin or Lightning .ckpt file, unwrapped and de-prefixed."""
     path = Path(path)
