@@ -8,7 +8,7 @@ DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system-deps test test-fast render bench lint clean
+.PHONY: setup system-deps test test-fast render bench demo screenshots lint clean
 
 setup: $(STAMP) system-deps
 
@@ -18,15 +18,21 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-# open3d needs libusb-1.0; install it from Debian when missing and we are root.
+# Debian packages: libusb-1.0-0 (open3d imports it) and chromium + chromium-driver (the demo's browser test,
+# which skips with the reason where they are absent). Installed when missing and we are root.
 system-deps:
-	@if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0'; then \
+	@missing=""; \
+	/sbin/ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so.0' || missing="$$missing libusb-1.0-0"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian package libusb-1.0-0"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || \
-	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; }; \
+	    echo "installing Debian packages:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; } || \
+	    echo "warning: could not install$$missing (open3d needs libusb-1.0-0; the browser test skips)" >&2; \
 	  else \
-	    echo "warning: libusb-1.0-0 is missing and we are not root: open3d will not import (apt-get install libusb-1.0-0)" >&2; \
+	    echo "warning: missing Debian packages$$missing and we are not root: apt-get install$$missing" >&2; \
 	  fi; \
 	fi
 
@@ -39,6 +45,13 @@ test-fast: setup
 render: setup
 	$(PY) -m nvs.render nvs/assets/coffee.jpg --out renders
 	@echo "outputs: renders/coffee/ (views/, depth/, orbit.gif, mesh.ply, nerfstudio/, summary.json)"
+
+demo: setup
+	$(PY) -m demos.app
+
+# The README's screenshots of both demo tabs, taken in headless Chromium.
+screenshots: setup
+	$(PY) -m demos.browser --out docs/images
 
 bench: setup
 	$(PY) -m kernels.bench --device cpu

@@ -46,7 +46,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> OneLineParser:
     p = OneLineParser(prog=PROG, description=__doc__.split("\n")[0])
     p.add_argument("images", nargs="+", type=Path, help="photos: JPEG, PNG, WebP, BMP, TIFF (any size)")
     p.add_argument("--out", type=Path, default=Path("renders"), help="output folder (default: renders)")
@@ -64,24 +64,38 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
     p.add_argument("--chunk", type=int, default=16384, help="rays per render chunk (default: 16384)")
     p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
-    args = p.parse_args(argv)
+    return p
+
+
+def check_options(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, in one line, or None; parses --background into an RGB triple."""
     for name, low in (("views", 1), ("size", 8), ("mc_resolution", 8), ("chunk", 1)):
         if getattr(args, name) < low:
-            p.error(f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}")
+            return f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}"
     if args.distance is not None and not args.distance > 0:
-        p.error(f"--distance must be positive, got {args.distance}")
+        return f"--distance must be positive, got {args.distance}"
     if args.fov is not None and not 0 < args.fov < 180:
-        p.error(f"--fov must be between 0 and 180 degrees, got {args.fov}")
+        return f"--fov must be between 0 and 180 degrees, got {args.fov}"
     if args.video == "mp4" and not export.mp4_available():
-        p.error("--video mp4 needs PyAV, which is not installed (pip install av); use --video gif")
+        return "--video mp4 needs PyAV, which is not installed (pip install av); use --video gif"
     if args.device == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda: no CUDA device is available here")
-    try:
+        return "--device cuda: no CUDA device is available here"
+    if isinstance(args.background, str):
         from matplotlib.colors import to_rgb
 
-        args.background = to_rgb(args.background)
-    except ValueError:
-        p.error(f"--background: not a colour: {args.background!r} (a name such as white, or #rrggbb)")
+        try:
+            args.background = to_rgb(args.background)
+        except ValueError:
+            return f"--background: not a colour: {args.background!r} (a name such as white, or #rrggbb)"
+    return None
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = build_parser()
+    args = p.parse_args(argv)
+    problem = check_options(args)
+    if problem:
+        p.error(problem)
     return args
 
 
@@ -235,33 +249,39 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return names
 
 
-def process(path: Path, name: str, model: NViST, args: argparse.Namespace, model_info: dict) -> Path:
-    """One photo -> args.out/name, whole or not at all."""
-    photo = read_photo(path, args.background)
-    torch.manual_seed(args.seed)
+def write_folder(photo: torch.Tensor, model: NViST, args: argparse.Namespace, target: Path, head: dict) -> dict:
+    """Render into a temporary folder beside `target`, then put it in place (replacing an older one): the folder
+    appears whole or not at all. summary.json is `head` followed by render_photo's summary."""
     try:
-        args.out.mkdir(parents=True, exist_ok=True)
-        folder = Path(tempfile.mkdtemp(dir=args.out, prefix=f".{name}.tmp-"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
         folder.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the finished folder gets normal permissions
     except OSError as error:
-        raise InputError(f"cannot write to --out {args.out}: {error.strerror or error}") from error
+        raise InputError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     try:
-        summary = render_photo(photo, model, args, folder)
-        summary = {
-            "input": str(path),
-            "model": model_info,
-            "device": str(model.mean.device),
-            "seed": args.seed,
-        } | summary
+        torch.manual_seed(args.seed)
+        summary = (
+            head | {"device": str(model.mean.device), "seed": args.seed} | render_photo(photo, model, args, folder)
+        )
         (folder / "summary.json").write_text(json.dumps(summary, indent=2))
-        for warning in summary["warnings"]:
-            print(f"{PROG}: warning: {path}: {warning}", file=sys.stderr)
-        target = args.out / name
         commit(folder, target)
-        return target
+        return summary
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def process(path: Path, name: str, model: NViST, args: argparse.Namespace, model_info: dict) -> Path:
+    """One photo -> args.out/name, whole or not at all."""
+    photo = read_photo(path, args.background)
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InputError(f"cannot write to --out {args.out}: {error.strerror or error}") from error
+    summary = write_folder(photo, model, args, args.out / name, {"input": str(path), "model": model_info})
+    for warning in summary["warnings"]:
+        print(f"{PROG}: warning: {path}: {warning}", file=sys.stderr)
+    return args.out / name
 
 
 def load(args: argparse.Namespace) -> tuple[NViST, dict]:
@@ -283,6 +303,33 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def render_to_folder(photo, folder: str | Path, model: NViST | None = None, **options) -> dict:
+    """The CLI's outputs for one photo, from Python. `photo` is a path (checked like the CLI's inputs), PIL image
+    or [3, H, W] tensor; `folder` appears whole or not at all (an older one is replaced); `options` are the CLI's
+    long options with underscores (views=8, elevation=0.0, video="mp4", mesh="glb", points=True, ...); without
+    `model`, the one --checkpoint names (default: the shipped model) is loaded. Returns summary.json's content.
+    Bad options raise ValueError; an unusable photo raises InputError."""
+    args = build_parser().parse_args(["photo"])
+    unknown = set(options) - (set(vars(args)) - {"images", "out"})
+    if unknown:
+        raise ValueError(f"render_to_folder: unknown options {sorted(unknown)}")
+    vars(args).update(options)
+    problem = check_options(args)
+    if problem:
+        raise ValueError(problem)
+    if model is None:
+        model, info = load(args)
+    else:
+        info = {"id": "given", "checkpoint": None, "sha256": None, "config": asdict(model.config)}
+    if not isinstance(photo, torch.Tensor):
+        photo = (
+            read_photo(Path(photo), args.background)
+            if isinstance(photo, (str, Path))
+            else load_rgb(photo, args.background)
+        )
+    return write_folder(photo, model, args, Path(folder), {"input": None, "model": info})
 
 
 def main(argv=None) -> int:

@@ -232,3 +232,41 @@ def test_mp4_video_decodes_with_every_view(photos, tmp_path):
         frames = [f.to_ndarray(format="rgb24") for f in video.decode(video=0)]
     assert len(frames) == 5 and frames[0].shape[:2] == (32, 32)
     assert oct((out / photos[1].stem).stat().st_mode & 0o777) != oct(0o700)
+
+
+def test_render_to_folder_writes_what_the_cli_writes(tmp_path, photos):
+    """The Python entry point shares the CLI's code path: same seed, same options -> the same view bytes."""
+    options = {"views": 3, "size": 32, "video": "none", "mesh": "none", "seed": 5}
+    assert (
+        render.main(
+            [
+                str(photos[0]),
+                "--out",
+                str(tmp_path / "cli"),
+                "--views",
+                "3",
+                "--size",
+                "32",
+                "--video",
+                "none",
+                "--mesh",
+                "none",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
+    summary = nvs.render_to_folder(photos[0], tmp_path / "api" / "photo", **options)
+    cli = tmp_path / "cli" / photos[0].stem
+    for i in range(3):
+        assert (tmp_path / f"api/photo/views/{i:03d}.png").read_bytes() == (cli / f"views/{i:03d}.png").read_bytes()
+    assert len(summary["cameras"]["views"]) == 3 and (tmp_path / "api/photo/summary.json").exists()
+    assert not [p for p in (tmp_path / "api").iterdir() if p.name != "photo"]  # no temporary folder left behind
+    with pytest.raises(ValueError, match="--views"):
+        nvs.render_to_folder(photos[0], tmp_path / "bad", views=0)
+    with pytest.raises(ValueError, match="unknown options"):
+        nvs.render_to_folder(photos[0], tmp_path / "bad", colour="red")
+    with pytest.raises(nvs.InputError, match="no such file"):
+        nvs.render_to_folder(tmp_path / "missing.jpg", tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
