@@ -117,9 +117,9 @@ class Demo:
         query, archive = upload_path(query), upload_path(archive)
         if query is None:
             raise UserError("Upload a query image or pick an example first.")
+        check_pixels(query)  # from the header alone, before anything is decoded
         if not _is_image(query):
             raise UserError("The query is not a readable image.")
-        check_pixels(query)
         notes = []
         if source == UPLOADED:
             if archive is None:
