@@ -23,6 +23,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .clustering import kmeans
@@ -166,6 +167,9 @@ class TargetFinetuner(L.LightningModule):
         margin: float | None = None,
         local_weight: float = 0.5,
         kmeans_iters: int = 100,
+        camera_normalize: bool = False,
+        neighbor_expansion: int = 0,
+        flip_cluster_features: bool = False,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -216,6 +220,10 @@ class TargetFinetuner(L.LightningModule):
         for batch in loader:
             image = batch["image"].to(self.device)
             fused = ensemble_fusion(self.teacher.forward_parts(image), self.student.forward_parts(image))
+            if self.hparams.flip_cluster_features:  # BMFN: average with the mirrored image's features
+                mirror = image.flip(3)
+                flipped = ensemble_fusion(self.teacher.forward_parts(mirror), self.student.forward_parts(mirror))
+                fused = tuple(F.normalize(a + b, dim=1) for a, b in zip(fused, flipped, strict=True))
             for store, f in zip(levels, fused, strict=True):
                 store.append(f)
         self.student.train(was_training)
@@ -223,18 +231,31 @@ class TargetFinetuner(L.LightningModule):
         n = sum(len(f) for f in levels[0])
         if k >= n:
             raise ValueError(f"num_clusters: {k} clusters for only {n} target training images")
+        cams = torch.tensor([s.camid for s in dm.target_train], device=self.device)
         labels = []
         for level, parts in enumerate(levels):
             features = torch.cat(parts)
-            assigned, centroids = kmeans(features, k, iters=self.hparams.kmeans_iters, seed=self.current_epoch)
+            clustered = camera_normalize(features, cams) if self.hparams.camera_normalize else features
+            if self.hparams.neighbor_expansion:
+                clustered = reciprocal_expansion(clustered, self.hparams.neighbor_expansion)
+            assigned, centroids = kmeans(clustered, k, iters=self.hparams.kmeans_iters, seed=self.current_epoch)
             labels.append(assigned)
             if level == 0:
+                if clustered is not features:  # the classifier acts on the features themselves: their cluster means
+                    sums = torch.zeros_like(centroids).index_add_(0, assigned, features)
+                    centroids = sums / torch.bincount(assigned, minlength=k).clamp(min=1).unsqueeze(1)
                 self.student.reset_classifier(centroids)
                 self.teacher.reset_classifier(centroids)
         self.pseudo_labels = torch.stack(labels).to(self.device)
         self._sampler.labels = labels[0].cpu().numpy()
         sizes = torch.bincount(labels[0], minlength=k)
         self.log("train/clusters_nonempty", float((sizes > 0).sum()))
+        # Diagnostics only (never used for training): how well the global clusters follow the true identities
+        # and how much they follow the cameras instead.
+        truth = torch.tensor([s.pid for s in dm.target_train])
+        cams = torch.tensor([s.camid for s in dm.target_train])
+        self.log("train/purity", cluster_purity(labels[0].cpu(), truth))
+        self.log("train/camera_purity", cluster_purity(labels[0].cpu(), cams))
 
     def on_train_epoch_start(self) -> None:
         self.cluster()
@@ -285,6 +306,42 @@ class TargetFinetuner(L.LightningModule):
 
     def configure_optimizers(self):
         return _adam_with_warmup(self.student.parameters(), self.hparams)
+
+
+def camera_normalize(features: Tensor, cams: Tensor) -> Tensor:
+    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and each
+    dimension divided by its std within that camera, so the clusters follow identities rather than the cameras'
+    colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id work)."""
+    out = torch.empty_like(features)
+    for cam in cams.unique():
+        mask = cams == cam
+        part = features[mask]
+        std = part.std(dim=0, unbiased=False) if len(part) > 1 else torch.ones_like(part[0])
+        out[mask] = (part - part.mean(dim=0)) / (std + 1e-6)
+    return torch.nn.functional.normalize(out, dim=1)
+
+
+def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
+    """Each L2-normalised feature [N, D] averaged with its k-reciprocal neighbours (j among i's k nearest and i
+    among j's), then re-normalised: the neighbourhood consensus that MMT/SpCL get from k-reciprocal Jaccard
+    distances, in a form K-means can take. Memory N x k (distances in chunks)."""
+    k = min(k, len(features) - 1)
+    if k < 1:
+        return features
+    nearest = torch.cat(
+        [torch.cdist(part, features).topk(k + 1, largest=False).indices[:, 1:] for part in features.split(chunk_size)]
+    )
+    rows = torch.arange(len(features), device=features.device)
+    mutual = (nearest[nearest] == rows[:, None, None]).any(dim=2)  # [N, k]: i is among its neighbour's k nearest
+    summed = features + (features[nearest] * mutual.unsqueeze(2).to(features.dtype)).sum(dim=1)
+    return F.normalize(summed, dim=1)
+
+
+def cluster_purity(labels: Tensor, truth: Tensor) -> float:
+    """Fraction of items whose cluster's most common true label is their own (1: every cluster one class)."""
+    pairs = labels.long() * (int(truth.max()) + 1) + truth.long()
+    counts = torch.bincount(pairs, minlength=(int(labels.max()) + 1) * (int(truth.max()) + 1))
+    return float(counts.view(-1, int(truth.max()) + 1).amax(dim=1).sum()) / len(labels)
 
 
 def read_network(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:

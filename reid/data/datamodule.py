@@ -52,6 +52,8 @@ class ReIDData(L.LightningDataModule):
         target test set), or the source query + gallery when there is no target or held_out_fraction is 0.
       - test: the target test query + gallery (the source's when there is no target).
 
+    style_augment: photometric training augmentation (colour jitter, grayscale, blur; see `train_transform`).
+
     dataset_kwargs: extra reader arguments per side, e.g. {"source": {"use_val": False}, "target":
     {"variant": "labeled"}}. After setup: source_splits, target_splits, target_train (target training images
     minus the held-out ids), target_val_query, target_val_gallery.
@@ -71,6 +73,7 @@ class ReIDData(L.LightningDataModule):
         held_out_fraction: float = 0.2,
         seed: int = 0,
         dataset_kwargs: dict | None = None,
+        style_augment: bool = False,
     ):
         super().__init__()
         for role, name in (("source", source), ("target", target)):
@@ -120,7 +123,7 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         if not train:
             return self._eval_loader(list(samples), [])
-        dataset = ReIDImages(samples, train_transform(h.height, h.width), labels)
+        dataset = ReIDImages(samples, train_transform(h.height, h.width, h.style_augment), labels)
         ids = labels if labels is not None else [s.pid for s in samples]
         sampler = IdentitySampler(ids, h.batch_size, h.num_instances, h.seed)
         return self._loader(dataset, sampler, drop_last=True)
@@ -138,13 +141,15 @@ class ReIDData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         h = self.hparams
         if self._pseudo is not None:
-            return self._loader(ReIDImages(self.target_train, train_transform(h.height, h.width)), self._pseudo, True)
+            return self._loader(
+                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment)), self._pseudo, True
+            )
         source = self.loader(self._splits(self.source_splits).train, train=True)
         if h.target is None:
             return source
         if not self.target_train:
             raise ValueError(f"target: no {h.target} training images left after holding out identities")
-        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width))
+        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment))
         sampler = _RandomSampler(len(dataset), len(source.sampler), h.seed + 1)
         return {"source": source, "target": self._loader(dataset, sampler, drop_last=True)}
 

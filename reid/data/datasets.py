@@ -37,9 +37,18 @@ def read_image(path: str | Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def train_transform(height: int = 256, width: int = 128) -> T.Compose:
+def train_transform(height: int = 256, width: int = 128, style_augment: bool = False) -> T.Compose:
     """Resize, random horizontal flip, pad 10 + random crop, ImageNet normalisation, random erasing (p 0.5,
-    erased with the mean colour as Zhong et al.)."""
+    erased with the mean colour as Zhong et al.). `style_augment`: also random colour jitter (brightness,
+    contrast, saturation, hue), grayscale and Gaussian blur, the photometric augmentations common in re-id, so
+    that a model trained on one domain's cameras is less tied to their colour, sharpness and exposure."""
+    style = []
+    if style_augment:
+        style = [
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            T.RandomGrayscale(p=0.1),
+            T.RandomApply([T.GaussianBlur(5, sigma=(0.1, 1.5))], p=0.5),
+        ]
     return T.Compose(
         [
             T.ToImage(),
@@ -47,6 +56,7 @@ def train_transform(height: int = 256, width: int = 128) -> T.Compose:
             T.RandomHorizontalFlip(),
             T.Pad(10),
             T.RandomCrop((height, width)),
+            *style,
             T.ToDtype(torch.float32, scale=True),
             T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
             T.RandomErasing(p=0.5, scale=(0.02, 0.4), ratio=(0.3, 3.33), value=0),

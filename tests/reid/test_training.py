@@ -15,9 +15,10 @@ from reid.data.sampler import PseudoLabelSampler
 from reid.data.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[2]
-# The issue asks for +0.10 target mAP over source-only; measured +0.07 to +0.11 across runs (see README), so the
-# test asserts a margin that holds run to run rather than one that passes only sometimes.
-ADAPTATION_MARGIN = 0.04
+# The issue asks for +0.10 target mAP over source-only. With the stage-2 clustering of configs/reid (flip-averaged,
+# per-camera standardised, k-reciprocal-expanded features; 20 epochs) this data (generator seed 0) gives +0.187;
+# other generator seeds gave +0.069 and +0.118 (README), so +0.10 holds here with headroom but not on every pair.
+ADAPTATION_MARGIN = 0.10
 
 
 def _fit(config: str, tmp: Path, *extra: str) -> Path:
@@ -96,8 +97,9 @@ def test_adaptation_beats_source_only_on_the_synthetic_target(tmp_path):
     stage2 = _fit(
         "synthetic_target_tiny_cpu.yaml", tmp_path / "s2", *roots, "--model.init_args.source_checkpoint", str(last1)
     )
-    assert len(_metric(stage2, "val/mAP")) == 4
+    assert len(_metric(stage2, "val/mAP")) == 20
     assert _metric(stage2, "train/clusters_nonempty")[-1] > 20
+    purity = _metric(stage2, "train/purity")
     best = next((stage2 / "checkpoints").glob("best-*.ckpt"))
     out = tmp_path / "model.safetensors"
     done = subprocess.run(
@@ -114,7 +116,8 @@ def test_adaptation_beats_source_only_on_the_synthetic_target(tmp_path):
     adapted = _test_map(best, data, "target")
     print(
         f"source test mAP trained {trained_map:.3f} untrained {untrained_map:.3f}; target test mAP source-only "
-        f"{direct:.3f}, stage 1 with target BN {bn_only:.3f}, after stage 2 {adapted:.3f}"
+        f"{direct:.3f}, stage 1 with target BN {bn_only:.3f}, after stage 2 {adapted:.3f}; cluster purity "
+        f"first epoch {purity[0]:.3f} last {purity[-1]:.3f}"
     )
     assert trained_map > untrained_map + 0.2
     assert adapted > direct + ADAPTATION_MARGIN

@@ -1,0 +1,46 @@
+"""The helpers stage 2 clusters with: per-camera standardisation, k-reciprocal neighbour expansion, purity."""
+
+from __future__ import annotations
+
+import torch
+
+from reid.data import train_transform
+from reid.training import camera_normalize, cluster_purity, reciprocal_expansion
+
+
+def test_camera_normalize_removes_a_per_camera_offset():
+    torch.manual_seed(0)
+    identity = torch.randn(8, 16).repeat(2, 1)  # 8 identities, each seen by cameras 0 and 1
+    cams = torch.tensor([0] * 8 + [1] * 8)
+    shifted = identity + torch.where(cams[:, None] == 0, 5.0, -5.0) * torch.ones(16)  # a strong camera cast
+    out = camera_normalize(shifted, cams)
+    assert torch.allclose(out.norm(dim=1), torch.ones(16), atol=1e-5)
+    assert torch.allclose(out[:8], out[8:], atol=1e-5)  # the same identity in both cameras lands on one point
+    nearest = torch.cdist(out, out).fill_diagonal_(float("inf")).argmin(dim=1)
+    assert torch.equal(nearest, torch.arange(16).roll(8))
+
+
+def test_reciprocal_expansion_averages_mutual_neighbours_only():
+    x = torch.nn.functional.normalize(torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9], [-1.0, -0.2]]))
+    out = reciprocal_expansion(x, k=1)
+    assert torch.allclose(out[0], out[1]) and torch.allclose(out[2], out[3])  # mutual pairs merge
+    assert torch.allclose(out[4], x[4])  # its nearest neighbour has another nearest: left alone
+    assert torch.allclose(out.norm(dim=1), torch.ones(5))
+    assert torch.equal(reciprocal_expansion(x[:1], k=3), x[:1])
+    chunked = reciprocal_expansion(x, k=2, chunk_size=2)
+    assert torch.allclose(chunked, reciprocal_expansion(x, k=2))
+
+
+def test_cluster_purity():
+    truth = torch.tensor([0, 0, 1, 1, 2, 2])
+    assert cluster_purity(torch.tensor([5, 5, 1, 1, 0, 0]), truth) == 1.0
+    assert cluster_purity(torch.zeros(6, dtype=torch.long), truth) == 2 / 6
+    assert cluster_purity(torch.tensor([0, 1, 0, 1, 0, 1]), truth) == 2 / 6
+
+
+def test_style_augment_changes_colours_not_shapes():
+    torch.manual_seed(0)
+    image = (torch.rand(3, 64, 32) * 255).to(torch.uint8)
+    plain, styled = train_transform(64, 32), train_transform(64, 32, style_augment=True)
+    assert plain(image).shape == styled(image).shape == (3, 64, 32)
+    assert len(styled.transforms) == len(plain.transforms) + 3
