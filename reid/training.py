@@ -253,9 +253,8 @@ class TargetFinetuner(L.LightningModule):
         # Diagnostics only (never used for training): how well the global clusters follow the true identities
         # and how much they follow the cameras instead.
         truth = torch.tensor([s.pid for s in dm.target_train])
-        cams = torch.tensor([s.camid for s in dm.target_train])
         self.log("train/purity", cluster_purity(labels[0].cpu(), truth))
-        self.log("train/camera_purity", cluster_purity(labels[0].cpu(), cams))
+        self.log("train/camera_purity", cluster_purity(labels[0].cpu(), cams.cpu()))
 
     def on_train_epoch_start(self) -> None:
         self.cluster()
@@ -318,7 +317,7 @@ def camera_normalize(features: Tensor, cams: Tensor) -> Tensor:
         part = features[mask]
         std = part.std(dim=0, unbiased=False) if len(part) > 1 else torch.ones_like(part[0])
         out[mask] = (part - part.mean(dim=0)) / (std + 1e-6)
-    return torch.nn.functional.normalize(out, dim=1)
+    return F.normalize(out, dim=1)
 
 
 def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
