@@ -28,6 +28,23 @@ def sample_vm(planes: Tensor, lines: Tensor, points: Tensor) -> Tensor:
     return torch.stack(out, dim=2)
 
 
+class _FlooredSoftplus(torch.autograd.Function):
+    """softplus(max(x, floor)) forward; backward max(sigmoid(x), leak) for every x, so a field driven empty
+    early in training (when its colours are still worse than the background's) keeps both a density and a
+    colour gradient and can come back, instead of sitting at softplus(-20) ≈ 0 with no gradient at all."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, floor: float, leak: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.leak = leak
+        return F.softplus(x.clamp(min=floor))
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x).clamp(min=ctx.leak), None, None
+
+
 class FieldDecoder(nn.Module):
     """Shared across scenes: density = ReLU (or softplus) of the sum over components of the first `density_channels`
     channels;
@@ -43,8 +60,10 @@ class FieldDecoder(nn.Module):
         density_activation: str = "relu",
     ):
         super().__init__()
-        if density_activation not in ("relu", "softplus"):
-            raise ValueError(f"density_activation: expected 'relu' or 'softplus', got {density_activation!r}")
+        if density_activation not in ("relu", "softplus", "floored_softplus"):
+            raise ValueError(
+                f"density_activation: expected 'relu', 'softplus' or 'floored_softplus', got {density_activation!r}"
+            )
         self.density_activation = density_activation
         self.density_shift = 4.0  # softplus(raw - 4) ≈ 0.02: space starts almost empty
         self.density_channels = density_channels
@@ -60,7 +79,12 @@ class FieldDecoder(nn.Module):
         raw = vm[..., : self.density_channels].sum(dim=(-1, -2))
         # NViST uses ReLU; softplus (shifted so empty space starts nearly transparent) cannot die, which small
         # models trained briefly need
-        density = F.relu(raw) if self.density_activation == "relu" else F.softplus(raw - self.density_shift)
+        if self.density_activation == "relu":
+            density = F.relu(raw)
+        elif self.density_activation == "softplus":
+            density = F.softplus(raw - self.density_shift)
+        else:  # softplus(-8) ≈ 3e-4: a faint floor; gradients leak at 1% where softplus saturates
+            density = _FlooredSoftplus.apply(raw - self.density_shift, -8.0, 0.01)
         density = density * self.density_scale
         feats = self.features(vm[..., self.density_channels :].flatten(-2))
         rgb = torch.sigmoid(self.colour(torch.cat([feats, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))
@@ -83,3 +107,32 @@ class Background(nn.Module):
         code = self.scene(scene_token).reshape(scene_token.shape[0], *([1] * (dirs.ndim - 2)), -1)
         code = code.expand(*dirs.shape[:-1], -1)
         return torch.sigmoid(self.mlp(torch.cat([code, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))
+
+
+class ProjectedBackground(nn.Module):
+    """Background whose first layer is predicted per scene: h = GELU(A(code)·d + b(code) + W·PE(d)), so a scene
+    can pick its own directions in the input camera's frame (where "up" depends on the unknown camera tilt)
+    and sharp transitions along them (a horizon), which a fixed MLP on [code, PE(d)] blurs."""
+
+    def __init__(self, dim: int, hidden: int = 64, dir_frequencies: int = 2):
+        super().__init__()
+        self.dir_frequencies, self.hidden = dir_frequencies, hidden
+        self.scene = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
+        self.projection = nn.Linear(hidden, hidden * 4)  # per scene: [hidden, 3] directions and [hidden] offsets
+        self.encoded = nn.Linear(3 * (1 + 2 * dir_frequencies), hidden)
+        self.mlp = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Linear(hidden, 3))
+
+    def forward(self, scene_token: Tensor, dirs: Tensor) -> Tensor:
+        """scene_token [B, D], dirs [B, ..., 3] -> rgb [B, ..., 3]."""
+        B, H = scene_token.shape[0], self.hidden
+        code = self.scene(scene_token)
+        proj = self.projection(code)
+        A, b = proj[:, : 3 * H].reshape(B, H, 3), proj[:, 3 * H :]
+        flat = dirs.reshape(B, -1, 3)
+        h = (
+            torch.einsum("bhk,bnk->bnh", A, flat)
+            + b[:, None]
+            + self.encoded(frequency_encoding(flat, self.dir_frequencies))
+        )
+        h = torch.cat([F.gelu(h), code[:, None].expand(-1, flat.shape[1], -1)], dim=-1)
+        return torch.sigmoid(self.mlp(h)).reshape(*dirs.shape)

@@ -30,8 +30,15 @@ def test_encode_shapes_and_gradients_reach_everything(model):
         codes, model.to_field_frame(origins.reshape(2, -1, 3), condition[:, 0]), dirs.reshape(2, -1, 3), jitter=True
     )
     (out["rgb"].mean() + out["distortion"].mean()).backward()
-    assert [n for n, p in model.named_parameters() if p.grad is None] == []
+    assert [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None] == []
     model.eval()
+
+
+def test_encoder_positions_are_fixed_sincos(model):
+    """MAE's fixed 2-D sin-cos position embedding: as large as the patch tokens from the start, not learned."""
+    pos = model.encoder.pos_embed
+    assert not pos.requires_grad and torch.all(pos[0, 0] == 0)
+    assert 0.5 < pos[0, 1:].pow(2).mean().sqrt() < 1.0
 
 
 def test_paper_config_size():

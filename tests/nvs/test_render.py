@@ -91,3 +91,30 @@ def test_vm_sampling_at_grid_nodes_is_plane_times_line():
         for k, (a, b, c) in enumerate(COMPONENTS):
             expected = planes[0, k, :, idx[p, b], idx[p, a]] * lines[0, k, :, idx[p, c]]
             assert torch.allclose(out[0, p, k], expected, atol=1e-6)
+
+
+def test_floored_softplus_keeps_a_gradient_where_softplus_saturates():
+    """The density the field starts or falls into far below zero still gets a (1%) gradient, and a faint floor."""
+    from nvs.model.field import FieldDecoder
+
+    field = FieldDecoder(32, 8, 16, density_activation="floored_softplus")
+    vm = torch.full((4, 3, 32), -10.0, requires_grad=True)
+    density, _ = field(vm, torch.nn.functional.normalize(torch.randn(4, 3), dim=-1))
+    assert torch.allclose(density, torch.nn.functional.softplus(torch.tensor(-8.0)).expand(4))
+    density.sum().backward()
+    assert torch.allclose(vm.grad[..., :8], torch.full((4, 3, 8), 0.01))
+    x = torch.linspace(-3, 5, 9, requires_grad=True)  # above the floor: exactly softplus and its gradient
+    field.density_shift = 0.0
+    field(x[:, None, None].expand(-1, 3, 32) / 24, torch.zeros(9, 3))[0].sum().backward()
+    assert torch.allclose(x.grad, torch.sigmoid(x).clamp(min=0.01), atol=1e-6)
+
+
+def test_projected_background_shapes_and_gradients():
+    from nvs.model.field import ProjectedBackground
+
+    head = ProjectedBackground(16, hidden=8)
+    token = torch.randn(2, 16, requires_grad=True)
+    rgb = head(token, torch.nn.functional.normalize(torch.randn(2, 5, 7, 3), dim=-1))
+    assert rgb.shape == (2, 5, 7, 3) and ((rgb > 0) & (rgb < 1)).all()
+    rgb.sum().backward()
+    assert token.grad.abs().sum() > 0 and all(p.grad is not None for p in head.parameters())

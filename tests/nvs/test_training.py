@@ -63,11 +63,11 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_tiny_config_learns_novel_views(tmp_path):
-    """The tiny CPU config (about 8 minutes here) must beat both trivial baselines on held-out scenes' novel views.
-    Measured in this repository: 20.39-20.48 dB against 18.98 (input image) and 18.31 (mean colour) at 2400 steps.
-    The issue's goal is a 2 dB margin over both, not met; a fresh-clone CI run gave only 19.92 dB (+0.95), so
-    this asserts what every run has shown: +0.5 dB over the input image, +1.0 dB over the mean colour.
-    (tiny_default_model.yaml reaches 20.5-21.0 dB but collapsed to 18.96 dB in one run of four.)"""
+    """The tiny CPU config (about 9.5 minutes on one thread here, scene generation and validation included) must
+    beat both trivial baselines on held-out scenes' novel views by the issue's 2 dB. Measured in this repository
+    (seeds 0-3): 21.35, 21.10, 21.11, 21.29 dB against 18.98 (input image) and 18.31 (mean colour), i.e. +2.13 to
+    +2.37 and +2.79 to +3.04 dB. This asserts the issue's 2 dB over both; over the input image the worst of the
+    four seeds had 0.13 dB to spare."""
     result = subprocess.run(
         [
             sys.executable,
@@ -96,8 +96,8 @@ def test_tiny_config_learns_novel_views(tmp_path):
     last = {k: float(rows[-1][k]) for k in ("val/psnr", "val/psnr_input_baseline", "val/psnr_mean_baseline")}
     print(f"held-out novel-view PSNR by validation: {[round(float(r['val/psnr']), 2) for r in rows]}; {last}")
     assert last["val/psnr"] > first
-    assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 0.5
-    assert last["val/psnr"] >= last["val/psnr_mean_baseline"] + 1.0
+    assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 2.0
+    assert last["val/psnr"] >= last["val/psnr_mean_baseline"] + 2.0
 
 
 def test_rays_for_pixels_hand_worked():
