@@ -45,11 +45,23 @@ def gallery_images(folder: Path) -> list[Path]:
     return paths
 
 
-def rank(model, query: Path, gallery: list[Path], *, topk: int, rerank: bool, batch_size: int = 64) -> list[Match]:
-    """The top-k gallery images for the query, nearest first (euclidean distance of L2-normalised embeddings)."""
+def rank(
+    model,
+    query: Path,
+    gallery: list[Path],
+    *,
+    topk: int,
+    rerank: bool,
+    batch_size: int = 64,
+    gallery_features: torch.Tensor | None = None,
+) -> list[Match]:
+    """The top-k gallery images for the query, nearest first (euclidean distance of L2-normalised embeddings).
+    `gallery_features`: the gallery's embeddings when already computed (a fixed gallery searched many times)."""
+    if gallery_features is not None and len(gallery_features) != len(gallery):
+        raise ValueError(f"gallery_features: {len(gallery_features)} rows for {len(gallery)} gallery images")
     with torch.no_grad():
         q = model.embed([query])
-        g = torch.cat([model.embed(gallery[i : i + batch_size]) for i in range(0, len(gallery), batch_size)])
+        g = model.embed(gallery, batch_size=batch_size) if gallery_features is None else gallery_features
         distance = torch.cdist(q, g)
         if rerank:
             from .re_ranking import re_ranking

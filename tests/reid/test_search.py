@@ -47,6 +47,10 @@ def test_search_writes_ranked_grid(gallery, tmp_path, capsys):
     d = torch.cdist(model.embed([query]), model.embed(paths))[0]
     expected = [paths[i] for i in d.argsort()[:5].tolist()]
     assert [m.path for m in rank(model, query, paths, topk=5, rerank=False)] == expected
+    features = model.embed(paths)  # a gallery embedded once, then searched: the same ranking
+    assert [m.path for m in rank(model, query, paths, topk=5, rerank=False, gallery_features=features)] == expected
+    with pytest.raises(ValueError, match="gallery_features"):
+        rank(model, query, paths, topk=5, rerank=False, gallery_features=features[:-1])
 
 
 @pytest.mark.parametrize(
