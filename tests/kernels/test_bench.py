@@ -123,3 +123,27 @@ def test_targets_and_work_models_hand_worked():
         "nala forward faster than SDPA at N=1024": True,
         "nala >= 70% of copy bandwidth at N=1024": True,
     }
+
+
+def test_bench_records_a_broken_kind_and_goes_on(tmp_path, monkeypatch):
+    """One kind that raises (a compile error or out of memory on some GPU) is reported in the checks and
+    failures and makes the exit code 1, while every other kind is still checked and timed."""
+    from kernels import bench
+
+    real = bench.attention
+
+    def attention(q, k, v, kind, **options):
+        if kind == "nala" and options.get("backend") != "reference":
+            raise RuntimeError("simulated failure\nout of resources: shared memory")
+        return real(q, k, v, kind, **options)
+
+    monkeypatch.setattr(bench, "attention", attention)
+    argv = ["--quick", "--check", "--seq", "16", "--kinds", "softmax", "nala", "--out", str(tmp_path)]
+    assert bench.main(argv) == 1
+    data = json.loads((tmp_path / "kernels-cpu-quick.json").read_text())
+    checks = {(c["kind"], c["causal"]): c for c in data["checks"]}
+    assert checks[("softmax", False)]["ok"] and checks[("softmax", True)]["ok"]
+    assert not checks[("nala", False)]["ok"]
+    assert checks[("nala", False)]["error"] == "RuntimeError: out of resources: shared memory"
+    assert data["failures"] == [{"kind": "nala", "n": 16, "error": "RuntimeError: out of resources: shared memory"}]
+    assert {r["kind"] for r in data["rows"]} == {"sdpa", "softmax"}
