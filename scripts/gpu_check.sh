@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One run on a lent GPU machine: the Triton kernels' correctness on the device, then the benchmarks.
-#   OUT=gpu-out scripts/gpu_check.sh
+#   OUT=gpu-out scripts/gpu_check.sh [tests] [check] [kernels] [nvs] [causal] [vision]
 # Every stage has its own time limit, so a slow or broken stage leaves the others' results. Logs, JSON and
 # PNG land in $OUT/r/ and are packed into $OUT/results.tgz at the end; the last lines printed are a summary.
 set -u
@@ -27,15 +27,24 @@ stage() {  # stage NAME LIMIT_S COMMAND...: run with a time limit, log to $R/NAM
 } >"$R/env.log" 2>&1
 cat "$R/env.log"
 
-stage kernel-tests 130 $PY -m pytest tests/kernels/test_triton.py -q -n 8 -p no:cacheprovider --timeout 100 -rf --tb=line
-stage kernels-full 180 $PY -m kernels.bench --device cuda --suite full --out "$R"
-stage nvs-bench 50 $PY -m nvs.bench --device cuda --out "$R"
-stage kernels-full-causal 70 $PY -m kernels.bench --device cuda --suite full --causal --no-check --out "$R"
-stage vision-bench 90 $PY -m vision.bench --device cuda --out "$R"
+# Stages to run (default: all, in this order); each is compile-bound on a fresh machine (Triton's cache is empty).
+STAGES=${*:-tests kernels nvs causal vision}
+for name in $STAGES; do
+    case $name in
+    tests) stage kernel-tests 130 $PY -m pytest tests/kernels/test_triton.py -v -n 16 -p no:cacheprovider \
+        -p no:benchmark --timeout 100 --tb=line ;;
+    check) stage kernels-check 180 $PY -m kernels.bench --device cuda --suite full --check --seq 196 --out "$R/check" ;;
+    kernels) stage kernels-full 150 $PY -m kernels.bench --device cuda --suite full --no-check --seq 1024 3136 16384 \
+        --out "$R" ;;
+    nvs) stage nvs-bench 50 $PY -m nvs.bench --device cuda --out "$R" ;;
+    causal) stage kernels-full-causal 70 $PY -m kernels.bench --device cuda --suite full --causal --no-check --out "$R" ;;
+    vision) stage vision-bench 90 $PY -m vision.bench --device cuda --out "$R" ;;
+    *) echo "unknown stage $name" | tee -a "$SUMMARY" ;;
+    esac
+done
 
 tar czf "$OUT/results.tgz" -C "$OUT" r
 echo "----- summary"
-tail -n 3 "$R/kernel-tests.log"
-grep -E "FAIL|failed|error" "$R/kernels-full.log" | head -20
-grep -E "roofline|target" "$R/kernels-full.log"
+grep -hE "FAILED|[0-9]+ (passed|failed)" "$R"/kernel-tests.log 2>/dev/null | cut -c1-300 | tail -n 12
+grep -hE "roofline|target|failed" "$R"/kernels-full.log 2>/dev/null
 cat "$SUMMARY"
