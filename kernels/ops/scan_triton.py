@@ -182,6 +182,10 @@ def _decay_scan(
         BLOCK_DC,
     )
     if TWO_SIDED:
+        # The second sweep adds into rows of OUT that the first sweep stored. Threads of one program may hold
+        # an element in different layouts for the store and the read-back, and Triton orders global memory
+        # only with an explicit barrier (triton-lang/triton#1615, #10924).
+        tl.debug_barrier()
         _sweep(
             A,
             B_,
