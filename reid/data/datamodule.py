@@ -146,7 +146,9 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         if self._pseudo is not None:
             return self._loader(
-                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad)), self._pseudo, True
+                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad)),
+                self._pseudo,
+                True,
             )
         source = self.loader(self._splits(self.source_splits).train, train=True)
         if h.target is None:
