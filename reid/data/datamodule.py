@@ -53,6 +53,7 @@ class ReIDData(L.LightningDataModule):
       - test: the target test query + gallery (the source's when there is no target).
 
     style_augment: photometric training augmentation (colour jitter, grayscale, blur; see `train_transform`).
+    pad: padding before the training random crop, in pixels (None: 10 per 256 of height; see `train_transform`).
 
     dataset_kwargs: extra reader arguments per side, e.g. {"source": {"use_val": False}, "target":
     {"variant": "labeled"}}. After setup: source_splits, target_splits, target_train (target training images
@@ -74,6 +75,7 @@ class ReIDData(L.LightningDataModule):
         seed: int = 0,
         dataset_kwargs: dict | None = None,
         style_augment: bool = False,
+        pad: int | None = None,
     ):
         super().__init__()
         for role, name in (("source", source), ("target", target)):
@@ -87,6 +89,8 @@ class ReIDData(L.LightningDataModule):
             )
         if height < 1 or width < 1:
             raise ValueError(f"height, width: expected positive sizes, got {height} x {width}")
+        if pad is not None and pad < 0:
+            raise ValueError(f"pad: expected >= 0 pixels or None, got {pad}")
         if not 0 <= held_out_fraction < 1:
             raise ValueError(f"held_out_fraction: expected a value in [0, 1), got {held_out_fraction}")
         unknown = set(dataset_kwargs or {}) - {"source", "target"}
@@ -123,7 +127,7 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         if not train:
             return self._eval_loader(list(samples), [])
-        dataset = ReIDImages(samples, train_transform(h.height, h.width, h.style_augment), labels)
+        dataset = ReIDImages(samples, train_transform(h.height, h.width, h.style_augment, h.pad), labels)
         ids = labels if labels is not None else [s.pid for s in samples]
         sampler = IdentitySampler(ids, h.batch_size, h.num_instances, h.seed)
         return self._loader(dataset, sampler, drop_last=True)
@@ -142,14 +146,16 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         if self._pseudo is not None:
             return self._loader(
-                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment)), self._pseudo, True
+                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad)),
+                self._pseudo,
+                True,
             )
         source = self.loader(self._splits(self.source_splits).train, train=True)
         if h.target is None:
             return source
         if not self.target_train:
             raise ValueError(f"target: no {h.target} training images left after holding out identities")
-        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment))
+        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad))
         sampler = _RandomSampler(len(dataset), len(source.sampler), h.seed + 1)
         return {"source": source, "target": self._loader(dataset, sampler, drop_last=True)}
 

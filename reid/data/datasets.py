@@ -37,11 +37,19 @@ def read_image(path: str | Path) -> Image.Image:
     return image.convert("RGB")
 
 
-def train_transform(height: int = 256, width: int = 128, style_augment: bool = False) -> T.Compose:
+def train_transform(
+    height: int = 256, width: int = 128, style_augment: bool = False, pad: int | None = None
+) -> T.Compose:
     """Resize, random horizontal flip, pad 10 + random crop, ImageNet normalisation, random erasing (p 0.5,
     erased with the mean colour as Zhong et al.). `style_augment`: also random colour jitter (brightness,
     contrast, saturation, hue), grayscale and Gaussian blur, the photometric augmentations common in re-id, so
-    that a model trained on one domain's cameras is less tied to their colour, sharpness and exposure."""
+    that a model trained on one domain's cameras is less tied to their colour, sharpness and exposure.
+    `pad`: the padding before the random crop, in pixels; None: 10 pixels per 256 of height (the usual pad 10 at
+    256 x 128, so the crop jitter is the same fraction of the image at any size: 2 at 64 x 32)."""
+    if pad is None:
+        pad = max(1, round(10 * height / 256))
+    if pad < 0:
+        raise ValueError(f"pad: expected >= 0 pixels, got {pad}")
     style = []
     if style_augment:
         style = [
@@ -54,7 +62,7 @@ def train_transform(height: int = 256, width: int = 128, style_augment: bool = F
             T.ToImage(),
             T.Resize((height, width), antialias=True),
             T.RandomHorizontalFlip(),
-            T.Pad(10),
+            T.Pad(pad),
             T.RandomCrop((height, width)),
             *style,
             T.ToDtype(torch.float32, scale=True),

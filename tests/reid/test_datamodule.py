@@ -112,6 +112,8 @@ def test_errors(roots, tmp_path):
         ReIDData("market1501", str(market), batch_size=10)
     with pytest.raises(ValueError, match="dataset_kwargs"):
         ReIDData("market1501", str(market), dataset_kwargs={"market1501": {}})
+    with pytest.raises(ValueError, match="pad"):
+        ReIDData("market1501", str(market), pad=-2)
     with pytest.raises(RuntimeError, match="setup"):
         ReIDData("market1501", str(market)).train_dataloader()
     with pytest.raises(ValueError, match=r"market1501: unknown options \['use_val'\]"):
@@ -166,3 +168,25 @@ def test_transforms_and_labels(tmp_path):
     assert torch.equal(test[0]["image"], test[1]["image"])  # no randomness at test time
     with pytest.raises(ValueError, match="labels"):
         ReIDImages(samples, None, labels=[1])
+
+
+def _widest_border(transform, image: torch.Tensor, draws: int) -> int:
+    """The widest run of black (padded) columns the random crop leaves, over `draws` draws on a white image."""
+    widest = 0
+    for _ in range(draws):
+        black = transform(image)[0] < -1.5  # padding is black: (0 - mean) / std < -2 after normalisation
+        widest = max(widest, int((black.float().mean(dim=0) > 0.5).sum()))
+    return widest
+
+
+def test_crop_padding_scales_with_the_image_height():
+    """Pad 10 is the usual padding at 256 x 128; by default the pad is the same fraction of any height (2 at
+    64 x 32), and an explicit pad is used as given."""
+    torch.manual_seed(0)
+    small = torch.full((3, 64, 32), 255, dtype=torch.uint8)
+    assert _widest_border(train_transform(64, 32), small, 100) == 2  # reaches the pad, never more
+    assert 2 < _widest_border(train_transform(64, 32, pad=10), small, 100) <= 10
+    assert _widest_border(train_transform(64, 32, pad=0), small, 20) == 0
+    assert 2 < _widest_border(train_transform(256, 128), torch.full((3, 256, 128), 255, dtype=torch.uint8), 30) <= 10
+    with pytest.raises(ValueError, match="pad"):
+        train_transform(64, 32, pad=-1)

@@ -15,9 +15,11 @@ from reid.data.sampler import PseudoLabelSampler
 from reid.data.synthetic import generate
 
 ROOT = Path(__file__).resolve().parents[2]
-# The issue asks for +0.10 target mAP over source-only. With the stage-2 clustering of configs/reid (flip-averaged,
-# per-camera standardised, k-reciprocal-expanded features; 20 epochs) this data (generator seed 0) gives +0.187;
-# other generator seeds gave +0.069 and +0.118 (README), so +0.10 holds here with headroom but not on every pair.
+# The issue asks for +0.10 target mAP over source-only. With the tiny configs (crop pad 2 at 64 x 32; stage 2
+# clusters flip-averaged, per-camera standardised, k-reciprocal-expanded features, 20 epochs) this data
+# (generator seed 0) gives source-only 0.258, stage 1 with target BN 0.318, after stage 2 0.538: +0.280; generator
+# seeds 1 and 2 gave +0.222 and +0.274 (README). Source-only with stage 2's photometric augmentation is 0.349 on
+# seed 1; stage 2 without that augmentation still reaches 0.393 there.
 ADAPTATION_MARGIN = 0.10
 
 
@@ -121,6 +123,7 @@ def test_adaptation_beats_source_only_on_the_synthetic_target(tmp_path):
     )
     assert trained_map > untrained_map + 0.2
     assert adapted > direct + ADAPTATION_MARGIN
+    assert adapted > bn_only + ADAPTATION_MARGIN  # stage 2 itself, not only stage 1's target BN statistics
 
 
 def test_stage0_runs_through_reid_fit(tmp_path):
