@@ -27,6 +27,18 @@ stage() {  # stage NAME LIMIT_S COMMAND...: run with a time limit, log to $R/NAM
 } >"$R/env.log" 2>&1
 cat "$R/env.log"
 
+check_each_kind() {  # `kernels.bench --check` in one process per kind, so that their Triton compiles run in parallel
+    local k
+    for k in softmax sigmoid nala mala norm lightning soft local; do
+        $PY -m kernels.bench --device cuda --suite full --check --seq 196 --kinds $k --out "$R/check-$k" \
+            >"$R/check-$k.log" 2>&1 &
+    done
+    wait
+    grep -h -A30 "correctness" "$R"/check-*.log | grep -E "ok|FAIL|Error"
+}
+export -f check_each_kind
+export PY R
+
 # Stages to run (default: the first four, about 9 minutes on a fresh H200). Every stage is compile-bound on a fresh
 # machine, where Triton's cache is empty: the 2026-11-28 H200 run needed more than 130 s for the 105 kernel tests on 16
 # workers, and more than 180 s for the 26 checks of `--check` in one process, hence the per-kind processes below.
@@ -35,10 +47,7 @@ for name in $STAGES; do
     case $name in
     tests) stage kernel-tests 200 $PY -m pytest tests/kernels/test_triton.py -v -n 16 -p no:cacheprovider \
         -p no:benchmark --timeout 150 --tb=short ;;
-    check) stage kernels-check 150 bash -c 'for k in softmax sigmoid nala mala norm lightning soft local; do
-            '"$PY"' -m kernels.bench --device cuda --suite full --check --seq 196 --kinds $k --out "'"$R"'/check-$k" \
-                >"'"$R"'/check-$k.log" 2>&1 &
-        done; wait; grep -h -A30 "correctness" "'"$R"'"/check-*.log | grep -E "ok|FAIL|Error"' ;;
+    check) stage kernels-check 150 bash -c check_each_kind ;;
     kernels) stage kernels-full 150 $PY -m kernels.bench --device cuda --suite full --no-check --seq 1024 3136 16384 \
         --out "$R" ;;
     nvs) stage nvs-bench 50 $PY -m nvs.bench --device cuda --out "$R" ;;

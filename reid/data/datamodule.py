@@ -127,7 +127,7 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         if not train:
             return self._eval_loader(list(samples), [])
-        dataset = ReIDImages(samples, train_transform(h.height, h.width, h.style_augment, h.pad), labels)
+        dataset = ReIDImages(samples, self._train_transform(), labels)
         ids = labels if labels is not None else [s.pid for s in samples]
         sampler = IdentitySampler(ids, h.batch_size, h.num_instances, h.seed)
         return self._loader(dataset, sampler, drop_last=True)
@@ -145,17 +145,13 @@ class ReIDData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         h = self.hparams
         if self._pseudo is not None:
-            return self._loader(
-                ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad)),
-                self._pseudo,
-                True,
-            )
+            return self._loader(ReIDImages(self.target_train, self._train_transform()), self._pseudo, True)
         source = self.loader(self._splits(self.source_splits).train, train=True)
         if h.target is None:
             return source
         if not self.target_train:
             raise ValueError(f"target: no {h.target} training images left after holding out identities")
-        dataset = ReIDImages(self.target_train, train_transform(h.height, h.width, h.style_augment, h.pad))
+        dataset = ReIDImages(self.target_train, self._train_transform())
         sampler = _RandomSampler(len(dataset), len(source.sampler), h.seed + 1)
         return {"source": source, "target": self._loader(dataset, sampler, drop_last=True)}
 
@@ -178,6 +174,10 @@ class ReIDData(L.LightningDataModule):
         h = self.hparams
         dataset = ReIDImages(query + gallery, test_transform(h.height, h.width), num_query=len(query))
         return self._loader(dataset, None, drop_last=False)
+
+    def _train_transform(self):
+        h = self.hparams
+        return train_transform(h.height, h.width, h.style_augment, h.pad)
 
     def _loader(self, dataset: ReIDImages, sampler: Sampler | None, drop_last: bool) -> DataLoader:
         workers = self.hparams.num_workers

@@ -40,7 +40,7 @@ def read_image(path: str | Path) -> Image.Image:
 def train_transform(
     height: int = 256, width: int = 128, style_augment: bool = False, pad: int | None = None
 ) -> T.Compose:
-    """Resize, random horizontal flip, pad 10 + random crop, ImageNet normalisation, random erasing (p 0.5,
+    """Resize, random horizontal flip, pad + random crop, ImageNet normalisation, random erasing (p 0.5,
     erased with the mean colour as Zhong et al.). `style_augment`: also random colour jitter (brightness,
     contrast, saturation, hue), grayscale and Gaussian blur, the photometric augmentations common in re-id, so
     that a model trained on one domain's cameras is less tied to their colour, sharpness and exposure.
