@@ -603,13 +603,22 @@ def _state_bwd(
     )
 
 
+def _token_tiling(block_d: int, block_dv: int) -> tuple[int, int]:
+    """Tokens per tile and software-pipeline stages. The kernels hold [D, Dv] states (two for nala) in fp32:
+    at D = Dv = 128 Triton's defaults (32 tokens, 3 stages) made nala's backward ask for 379 KB of shared memory
+    (an H100 has 227 KB), so wide tiles take 16 tokens and no pipelining (156 KB, compiled for sm_90)."""
+    if block_d * block_dv >= 128 * 128:
+        return 16, 1
+    return (64 if max(block_d, block_dv) <= 32 else 32), 3
+
+
 class LinearAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, sin, cos, kind: int, feature: int, scale: float):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        block = 64 if max(block_d, block_dv) <= 32 else 32
+        block, stages = _token_tiling(block_d, block_dv)
         rope = sin is not None
         if not rope:
             sin = cos = q  # placeholders, never read
@@ -641,6 +650,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_N=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
+            num_stages=stages,
             **flags,
         )
         state, z, v_mean = s_part.sum(1), z_part.sum(1), vs_part.sum(1)
@@ -665,16 +675,17 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_M=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
+            num_stages=stages,
             **flags,
         )
         ctx.save_for_backward(q, k, v, sin, cos, state, z, v_mean)
-        ctx.args = (kind, feature, scale, rope, block, inv_nk)
+        ctx.args = (kind, feature, scale, rope, block, stages, inv_nk)
         return out
 
     @staticmethod
     def backward(ctx, dout):
         q, k, v, sin, cos, state, z, v_mean = ctx.saved_tensors
-        kind, feature, scale, rope, block, inv_nk = ctx.args
+        kind, feature, scale, rope, block, stages, inv_nk = ctx.args
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
@@ -711,6 +722,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_M=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
+            num_stages=stages,
             **flags,
         )
         d_state, d_z, d_vmean = ds_part.sum(1), dz_part.sum(1), dvs_part.sum(1)
@@ -738,6 +750,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_N=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
+            num_stages=stages,
             **flags,
         )
         return dq, dk, dv, None, None, None, None, None

@@ -92,7 +92,7 @@ def test_non_contiguous_inputs():
 
 @pytest.mark.parametrize("causal", [False, True])
 def test_fused_lightning_many_blocks_and_slopes(causal):
-    slopes = torch.tensor([0.0, 0.02, 0.7])
+    slopes = torch.tensor([0.0, 0.02, 0.7], device=DEVICE)
     compare("lightning", (1, 3, 200, 200, 16, 16), causal=causal, slopes=slopes)
     compare("lightning", (1, 3, 200, 200, 16, 16), causal=causal)
     if not causal:
