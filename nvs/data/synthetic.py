@@ -123,13 +123,20 @@ def render(scene: Scene, c2w_gl: np.ndarray, focal: float, size: int) -> np.ndar
     dirs = cam @ c2w_gl[:3, :3].T
     dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
     origin = c2w_gl[:3, 3]
-    t = np.zeros(dirs.shape[:-1])
-    hit = np.zeros(dirs.shape[:-1], bool)
+    flat_dirs = dirs.reshape(-1, 3)
+    t = np.zeros(len(flat_dirs))
+    hit = np.zeros(len(flat_dirs), bool)
+    active = np.arange(len(flat_dirs))  # rays still marching: not on the surface, not past t = 10
     for _ in range(96):
-        d = scene.sdf(origin + t[..., None] * dirs)
-        hit |= d < 1e-3
-        t = np.where(hit, t, t + d)
-    hit &= t < 10
+        d = scene.sdf(origin + t[active, None] * flat_dirs[active])
+        landed = d < 1e-3
+        hit[active[landed]] = True
+        t[active[~landed]] += d[~landed]
+        active = active[~landed & (t[active] < 10)]
+        if not len(active):
+            break
+    hit = (hit & (t < 10)).reshape(dirs.shape[:-1])
+    t = t.reshape(dirs.shape[:-1])
     image = scene.background(dirs)
     if hit.any():
         p = origin + t[hit][:, None] * dirs[hit]
