@@ -29,9 +29,10 @@ def rays_for_pixels(poses: Tensor, intrinsics: Tensor, view: Tensor, u: Tensor, 
 
 
 class NViSTModule(L.LightningModule):
-    """MSE + λ_lpips·LPIPS(VGG) + λ_dist·distortion (NViST: 0.1 and 0.001); AdamW with the encoder at its own
-    learning rate, linear warm-up then cosine to `min_lr`; PSNR and SSIM on held-out scenes' novel views,
-    beside two trivial baselines (the input image itself, and its mean colour)."""
+    """MSE + λ_lpips·LPIPS(VGG) + λ_dist·distortion (NViST: 0.1 and 0.001); AdamW (`betas`, PyTorch's default
+    (0.9, 0.999) unless set) with the encoder at its own learning rate, linear warm-up then cosine to `min_lr`;
+    PSNR and SSIM on held-out scenes' novel views, beside two trivial baselines (the input image itself, and its
+    mean colour)."""
 
     def __init__(
         self,
@@ -46,6 +47,7 @@ class NViSTModule(L.LightningModule):
         lpips_patch: int = 32,
         distortion_weight: float = 0.001,
         render_chunk: int = 8192,
+        betas: tuple[float, float] = (0.9, 0.999),
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -203,7 +205,9 @@ class NViSTModule(L.LightningModule):
         encoder_ids = {id(p) for p in encoder}
         rest = [p for p in self.net.parameters() if id(p) not in encoder_ids]
         optimizer = torch.optim.AdamW(
-            [{"params": encoder, "lr": h.encoder_lr}, {"params": rest, "lr": h.lr}], weight_decay=h.weight_decay
+            [{"params": encoder, "lr": h.encoder_lr}, {"params": rest, "lr": h.lr}],
+            weight_decay=h.weight_decay,
+            betas=tuple(h.betas),
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(h.warmup_steps, total // 10)

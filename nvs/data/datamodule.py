@@ -3,6 +3,7 @@ training and held-out scenes; synthetic scenes are generated into the folder fir
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import lightning as L
@@ -22,7 +23,7 @@ class NViSTData(L.LightningDataModule):
     or "co3d" (CO3Dv2 annotations). Every `holdout_every`-th scene is held out (NViST: every 100th).
 
     generate: if set, e.g. {scenes: 200, views: 8, size: 32, seed: 0}, synthetic scenes are rendered into
-    `root` once (prepare_data) unless it already holds them.
+    `root` once (prepare_data); a folder rendered with other settings is an error, never silently reused.
     """
 
     def __init__(
@@ -50,16 +51,26 @@ class NViSTData(L.LightningDataModule):
     def prepare_data(self) -> None:
         spec = self.hparams.generate
         root = Path(self.hparams.root)
-        if spec is None or (root / ".complete").exists():
+        if spec is None:
+            return
+        spec = {"seed": 0, **spec}
+        marker = root / ".complete"  # written last, holding the settings the scenes were rendered with
+        if marker.exists():
+            written = marker.read_text().strip() or "unrecorded settings"
+            if written == "unrecorded settings" or json.loads(written) != spec:
+                raise ValueError(
+                    f"root: {root} holds synthetic scenes rendered with {written}, not the requested {spec}; "
+                    "delete the folder or choose another data.root"
+                )
             return
         from .synthetic import load_photos, write_scene
 
         root.mkdir(parents=True, exist_ok=True)
         photos = load_photos()
-        seed = spec.get("seed", 0)
         for i in range(spec["scenes"]):
-            write_scene(root / f"scene_{i:05d}", np.random.default_rng([seed, i]), spec["views"], spec["size"], photos)
-        (root / ".complete").touch()
+            rng = np.random.default_rng([spec["seed"], i])
+            write_scene(root / f"scene_{i:05d}", rng, spec["views"], spec["size"], photos)
+        marker.write_text(json.dumps(spec, sort_keys=True))
 
     def _scenes(self) -> list[Scene]:
         h = self.hparams

@@ -81,7 +81,10 @@ class SceneDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         scene = self.scenes[index]
-        rng = random.Random() if self.input_view == "random" else random.Random(index)
+        # training draws from torch's generator, which seed_everything seeds and DataLoader re-seeds per worker
+        # (an unseeded random.Random() made runs with the same seed differ)
+        seed = int(torch.randint(2**62, ())) if self.input_view == "random" else index
+        rng = random.Random(seed)
         n = len(scene.views)
         first = rng.randrange(n) if self.input_view == "random" else int(self.input_view) % n
         others = [i for i in range(n) if i != first]

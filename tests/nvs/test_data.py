@@ -97,6 +97,20 @@ def test_malformed_folders_say_what_is_wrong(tmp_path, change, error, pattern):
         read_transforms(folder)
 
 
+def test_random_input_views_follow_torch_seed(tmp_path):
+    """Training items draw their input view from torch's generator: the same seed gives the same draws (what
+    seed_everything promises), and both views get drawn."""
+    write_nerfstudio(tmp_path / "s")
+    dataset = SceneDataset(find_scenes(tmp_path), input_size=(8, 12), target_size=(8, 12), targets=2)
+
+    def draws(seed):
+        torch.manual_seed(seed)
+        return [int(dataset[0]["image"].mean() * 255 + 0.5) for _ in range(12)]  # the views are flat 60 and 120
+
+    assert draws(0) == draws(0) and draws(1) == draws(1)
+    assert set(draws(0)) == {60, 120}
+
+
 def test_synthetic_generator_writes_consistent_scenes(tmp_path):
     result = subprocess.run(
         [
@@ -181,6 +195,21 @@ def test_synthetic_sphere_tracer_matches_analytic_ray_sphere_hits():
         shown = np.abs(image - scene.background(dirs)).max(axis=-1) > 1e-6
         assert 0.05 < hits.mean() < 0.6
         assert (hits != shown).sum() <= 0.02 * size * size, (seed, (hits != shown).sum())
+
+
+def test_generated_scenes_are_reused_only_for_the_same_settings(tmp_path):
+    from nvs.data.datamodule import NViSTData
+
+    spec = {"scenes": 2, "views": 2, "size": 8, "seed": 4}
+    NViSTData(root=str(tmp_path), generate=spec).prepare_data()
+    first = (tmp_path / "scene_00001/images/frame_00001.png").stat().st_mtime_ns
+    NViSTData(root=str(tmp_path), generate=dict(spec)).prepare_data()  # same settings: nothing rendered again
+    assert (tmp_path / "scene_00001/images/frame_00001.png").stat().st_mtime_ns == first
+    with pytest.raises(ValueError, match="rendered with .*\"scenes\": 2.*not the requested .*'scenes': 3"):
+        NViSTData(root=str(tmp_path), generate={**spec, "scenes": 3}).prepare_data()
+    (tmp_path / ".complete").write_text("")  # a folder from before the settings were recorded
+    with pytest.raises(ValueError, match="unrecorded settings"):
+        NViSTData(root=str(tmp_path), generate=spec).prepare_data()
 
 
 def test_synthetic_generator_rejects_bad_arguments(tmp_path):

@@ -63,14 +63,12 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_tiny_config_learns_novel_views(tmp_path):
-    """The tiny CPU config (about 9.5 minutes on one thread here, scene generation and validation included) must
-    beat both trivial baselines on held-out scenes' novel views. Measured with the final code: 20.76 (seed 0),
-    21.10, 21.11, 21.29 dB (seeds 1-3) against 18.98 (input image) and 18.31 (mean colour), i.e. +1.79 to +2.32
-    and +2.45 to +2.98 dB; seed 0 gave 20.73 to 21.09 dB in other runs. The issue's 2 dB over the input image holds
-    in three runs of four, so this asserts what every run has shown, with some room: +1.5 dB over the input image and
-    +2.0 dB over the mean colour. It also asserts that the training loss falls (the last tenth of the logged losses
-    averaged 0.29x the first tenth in one run). The two validations (steps 1350 and 2700) are not compared: held-out
-    PSNR moved by -0.25 to +0.3 dB between them, within the run-to-run spread."""
+    """The tiny CPU config (about 9 minutes on one thread here, scene generation and validation included) must beat
+    both trivial baselines on held-out scenes' novel views by the issue's 2 dB. Measured on its 40 held-out scenes:
+    22.07 / 22.11 / 21.88 / 22.05 dB (seeds 0-3) against 18.29 (input image) and 17.27 (mean colour), i.e. +3.59 to
+    +3.82 and +4.61 to +4.84 dB. It also asserts that the training loss falls (the last tenth of the logged losses
+    averaged 0.30-0.35x the first tenth in those runs). The two validations (steps 2000 and 4000) are not compared:
+    the second was higher in every run (+0.6 to +1.1 dB), but what the issue asks for is the final margin."""
     result = subprocess.run(
         [
             sys.executable,
@@ -100,7 +98,7 @@ def test_tiny_config_learns_novel_views(tmp_path):
     by_validation = [round(float(r["val/psnr"]), 2) for r in rows]
     print(f"train loss {early:.4f} -> {late:.4f}; held-out PSNR by validation: {by_validation}; {last}")
     assert late < 0.6 * early
-    assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 1.5
+    assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 2.0
     assert last["val/psnr"] >= last["val/psnr_mean_baseline"] + 2.0
 
 
