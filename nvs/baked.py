@@ -57,9 +57,7 @@ class BakedField:
         return out.reshape(*points.shape[:-1], -1)
 
     def _activate(self, raw: Tensor) -> Tensor:
-        d = self.decoder
-        density = F.relu(raw) if d.density_activation == "relu" else F.softplus(raw - d.density_shift)
-        return density * d.density_scale
+        return self.decoder.activate(raw)
 
     def density(self, points: Tensor) -> Tensor:
         """points [..., 3] in the field's frame -> density [...]."""

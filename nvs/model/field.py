@@ -74,9 +74,8 @@ class FieldDecoder(nn.Module):
         self.features = nn.Sequential(nn.Linear(colour_in, hidden), nn.GELU())
         self.colour = nn.Sequential(nn.Linear(hidden + dir_dim, hidden), nn.GELU(), nn.Linear(hidden, 3))
 
-    def forward(self, vm: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
-        """vm [..., 3, C] (sample_vm), dirs [..., 3] unit -> density [...], rgb [..., 3] in 0..1."""
-        raw = vm[..., : self.density_channels].sum(dim=(-1, -2))
+    def activate(self, raw: Tensor) -> Tensor:
+        """Summed density channels -> density (BakedField uses it too, so both render the same field)."""
         # NViST uses ReLU; softplus (shifted so empty space starts nearly transparent) cannot die, which small
         # models trained briefly need
         if self.density_activation == "relu":
@@ -85,7 +84,11 @@ class FieldDecoder(nn.Module):
             density = F.softplus(raw - self.density_shift)
         else:  # softplus(-8) ≈ 3e-4: a faint floor; gradients leak at 1% where softplus saturates
             density = _FlooredSoftplus.apply(raw - self.density_shift, -8.0, 0.01)
-        density = density * self.density_scale
+        return density * self.density_scale
+
+    def forward(self, vm: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
+        """vm [..., 3, C] (sample_vm), dirs [..., 3] unit -> density [...], rgb [..., 3] in 0..1."""
+        density = self.activate(vm[..., : self.density_channels].sum(dim=(-1, -2)))
         feats = self.features(vm[..., self.density_channels :].flatten(-2))
         rgb = torch.sigmoid(self.colour(torch.cat([feats, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))
         return density, rgb
