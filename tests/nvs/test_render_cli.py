@@ -16,6 +16,7 @@ from nvs import export, render
 from nvs.baked import BakedField
 from nvs.cameras import orbit_poses
 from nvs.data.nerfstudio import read_transforms
+from nvs.weights import TINY
 
 o3d = pytest.importorskip("open3d")
 FAST = ["--size", "32", "--views", "4", "--mc-resolution", "32"]
@@ -195,6 +196,21 @@ def test_baked_field_renders_like_the_field():
     kwargs = dict(fx=30.0, fy=28.0, cx=20.0, cy=17.0, width=40, height=34)
     expected = field.render(poses, **kwargs)
     got = BakedField(field, chunk=700).render(poses, **kwargs)
+    torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("activation", ["relu", "softplus", "floored_softplus"])
+def test_baked_field_renders_like_the_field_for_each_density_activation(activation):
+    """Planes scaled up so the summed density channels span well past the floored softplus's floor (-8)."""
+    torch.manual_seed(0)
+    model = nvs.NViST(nvs.NViSTConfig(**{**TINY, "density_activation": activation})).eval()
+    field = model.predict(torch.rand(3, 32, 32))
+    field.codes.planes.mul_(40.0)
+    poses = orbit_poses(2, field.distance, 25.0)
+    kwargs = dict(fx=30.0, fy=28.0, cx=16.0, cy=16.0, width=24, height=24)
+    expected = field.render(poses, **kwargs)
+    got = BakedField(field, chunk=500).render(poses, **kwargs)
     torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
     torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
 
