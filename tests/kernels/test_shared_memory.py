@@ -6,7 +6,6 @@ records the launches the wrappers make and compiles them for sm_90 with Triton's
 the same 379,008 bytes for the old tiling, so this test would have caught it on a CPU-only machine.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,14 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_widest_linear_attention_launches_fit_in_sm90_shared_memory():
-    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts/kernel_shared_memory.py"), "--arch", "90", "--kinds", "nala", "mala"],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=1100,
     )
+    # the script compiles outside the interpreter that tests/conftest.py turns on (it re-runs itself without it)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     # nala and mala: state forward, apply forward, apply backward, state backward, each compiled
     assert "0 of 8 launches over the limit" in result.stdout, result.stdout

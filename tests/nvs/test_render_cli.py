@@ -186,6 +186,13 @@ def test_rerun_replaces_the_folder_and_handles_shared_stems(photos, tmp_path, ca
     assert not (out / photos[0].stem / "stale.txt").exists()
 
 
+def assert_baked_renders_like(field, poses, kwargs, chunk):
+    expected = field.render(poses, **kwargs)
+    got = BakedField(field, chunk=chunk).render(poses, **kwargs)
+    torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
+
+
 def test_baked_field_renders_like_the_field():
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -194,10 +201,7 @@ def test_baked_field_renders_like_the_field():
     field = model.predict(torch.rand(3, 40, 50))
     poses = orbit_poses(2, field.distance, 25.0)
     kwargs = dict(fx=30.0, fy=28.0, cx=20.0, cy=17.0, width=40, height=34)
-    expected = field.render(poses, **kwargs)
-    got = BakedField(field, chunk=700).render(poses, **kwargs)
-    torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
+    assert_baked_renders_like(field, poses, kwargs, chunk=700)
 
 
 @pytest.mark.parametrize("activation", ["relu", "softplus", "floored_softplus"])
@@ -209,10 +213,7 @@ def test_baked_field_renders_like_the_field_for_each_density_activation(activati
     field.codes.planes.mul_(40.0)
     poses = orbit_poses(2, field.distance, 25.0)
     kwargs = dict(fx=30.0, fy=28.0, cx=16.0, cy=16.0, width=24, height=24)
-    expected = field.render(poses, **kwargs)
-    got = BakedField(field, chunk=500).render(poses, **kwargs)
-    torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
-    torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
+    assert_baked_renders_like(field, poses, kwargs, chunk=500)
 
 
 @pytest.mark.parametrize("ext", ["ply", "obj", "glb"])
