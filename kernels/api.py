@@ -54,7 +54,7 @@ def attention(
     TypeError naming the argument, what was given and what is expected.
     """
     spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
-    plan = _plan(spec, kind, q, v, backend, resolved)
+    plan = _plan(spec, kind, q, v, backend, resolved, causal)
     if plan.path == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=resolved["scale"])
     if spec.causal:
@@ -79,7 +79,7 @@ def explain(
 ) -> Plan:
     """The path `attention` would take for these arguments (same checks, nothing computed)."""
     spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
-    return _plan(spec, kind, q, v, backend, resolved)
+    return _plan(spec, kind, q, v, backend, resolved, causal)
 
 
 def _validate(q, k, v, kind, causal, scale, backend, options):
@@ -104,10 +104,10 @@ def _validate(q, k, v, kind, causal, scale, backend, options):
     return spec, resolved
 
 
-def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[str, Any]) -> Plan:
+def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[str, Any], causal: bool) -> Plan:
     if backend == "reference":
         return Plan("reference", "backend='reference' was requested")
-    blocker = _triton_blocker(spec, kind, q, v, resolved)
+    blocker = _triton_blocker(spec, kind, q, v, resolved, causal)
     if backend == "triton":
         if blocker:
             raise ValueError(f"backend: 'triton' cannot run this call: {blocker}")
@@ -121,7 +121,7 @@ def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[st
     return Plan("triton", "fused Triton kernel on CUDA")
 
 
-def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, Any]) -> str | None:
+def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, Any], causal: bool) -> str | None:
     """Why the fused path cannot run this call, or None when it can."""
     if spec.triton is None:
         return f"kind {kind!r} has no fused Triton kernel yet"
@@ -146,6 +146,10 @@ def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, A
         tensors = value if isinstance(value, tuple) else (value,)
         if any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
             return f"{name} requires grad: the fused kernels differentiate q, k and v (and landmarks) only"
+    if spec.triton.startswith("linear_triton:") and not causal:  # causal norm runs the decayed scan instead
+        from .ops.linear_triton import unfit_reason
+
+        return unfit_reason(q, v)
     return None
 
 

@@ -13,7 +13,17 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_utils import LOG2E, block_dim, fp32_tiles, new_empty, seq_block, strides
+from .triton_utils import (
+    AMPERE_SHARED_MEMORY,
+    HOPPER_SHARED_MEMORY,
+    LOG2E,
+    block_dim,
+    fp32_tiles,
+    new_empty,
+    seq_block,
+    shared_memory_limit,
+    strides,
+)
 
 SOFTMAX, SIGMOID = 0, 1
 
@@ -410,14 +420,29 @@ def _flash_bwd_dq(
     )
 
 
-def _config(q: Tensor, v: Tensor) -> dict:
+def _tiles(q: Tensor, v: Tensor) -> tuple[dict, dict, dict]:
+    """Launch settings of the forward, dK/dV and dQ kernels on q's GPU. The H100 tiles fit 16-bit inputs on any
+    GPU from the A100 on; fp32 tiles take twice the shared memory, so on smaller GPUs they drop a pipeline stage
+    or shrink (sizes compiled for sm_80/86/89/90 by scripts/kernel_shared_memory.py)."""
     d, dv = block_dim(q.shape[-1]), block_dim(v.shape[-1])
-    wide = max(d, dv) > 64
-    return dict(
-        BLOCK_D=d,
-        BLOCK_DV=dv,
-        BLOCK_M=seq_block(q.shape[-2], 64 if wide else 128),
-        BLOCK_N=seq_block(v.shape[-2], 32 if wide else 64),
+    m, n = (64, 32) if max(d, dv) > 64 else (128, 64)
+    fwd = dkdv = dq = (m, n, 3)
+    limit = shared_memory_limit(q.device)
+    if q.element_size() == 4 and limit < HOPPER_SHARED_MEMORY:
+        if limit >= AMPERE_SHARED_MEMORY:
+            dkdv = (m, n, 2)
+        else:  # RTX 30/40-series: 99 KB
+            fwd = (m, n, 2)
+            dkdv = dq = (m // 2, n, 2)
+    return tuple(
+        dict(
+            BLOCK_D=d,
+            BLOCK_DV=dv,
+            BLOCK_M=seq_block(q.shape[-2], bm),
+            BLOCK_N=seq_block(v.shape[-2], bn),
+            num_stages=st,
+        )
+        for bm, bn, st in (fwd, dkdv, dq)
     )
 
 
@@ -428,7 +453,7 @@ class FlashAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, mode: int, causal: bool, scale: float, bias: float, local_block: int):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
-        cfg = _config(q, v)
+        cfg = _tiles(q, v)[0]
         out = new_empty(B, H, NQ, DV, like=q)
         lse = new_empty(B, H, NQ, like=q, dtype=torch.float32)
         grid = (triton.cdiv(NQ, cfg["BLOCK_M"]), B * H)
@@ -466,23 +491,23 @@ class FlashAttention(torch.autograd.Function):
         mode, causal, scale, bias, local_block = ctx.args
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
-        cfg = _config(q, v)
+        _, dkdv_cfg, dq_cfg = _tiles(q, v)
         dout = dout.contiguous()
         delta = new_empty(B, H, NQ, like=q, dtype=torch.float32)
         if mode == SOFTMAX:
             _row_dot[(triton.cdiv(NQ, 64), B * H)](
-                out, dout, delta, *strides(out), *strides(dout), H, NQ, DV, BLOCK_M=64, BLOCK_DV=cfg["BLOCK_DV"]
+                out, dout, delta, *strides(out), *strides(dout), H, NQ, DV, BLOCK_M=64, BLOCK_DV=dq_cfg["BLOCK_DV"]
             )
         # Contiguous gradients share the strides of the contiguous q, k, v passed beside them.
         dq, dk, dv = new_empty(*q.shape, like=q), new_empty(*k.shape, like=k), new_empty(*v.shape, like=v)
         common = (H, NQ, NK, D, DV, scale, bias, max(local_block, 1))
-        flags = dict(MODE=mode, CAUSAL=causal, LOCAL=local_block > 0, F32=fp32_tiles(q), **cfg)
+        flags = dict(MODE=mode, CAUSAL=causal, LOCAL=local_block > 0, F32=fp32_tiles(q))
         dkdv_strides = (*strides(q), *strides(k), *strides(v), *strides(dout))
-        _flash_bwd_dkdv[(triton.cdiv(NK, cfg["BLOCK_N"]), B * H)](
-            q, k, v, dout, lse, delta, dk, dv, *dkdv_strides, *common, **flags
+        _flash_bwd_dkdv[(triton.cdiv(NK, dkdv_cfg["BLOCK_N"]), B * H)](
+            q, k, v, dout, lse, delta, dk, dv, *dkdv_strides, *common, **flags, **dkdv_cfg
         )
-        _flash_bwd_dq[(triton.cdiv(NQ, cfg["BLOCK_M"]), B * H)](
-            q, k, v, dout, lse, delta, dq, *dkdv_strides, *common, **flags
+        _flash_bwd_dq[(triton.cdiv(NQ, dq_cfg["BLOCK_M"]), B * H)](
+            q, k, v, dout, lse, delta, dq, *dkdv_strides, *common, **flags, **dq_cfg
         )
         return dq, dk, dv, None, None, None, None, None
 

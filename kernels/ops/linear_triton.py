@@ -17,7 +17,15 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_utils import block_dim, new_empty, reduction_splits, strides
+from .triton_utils import (
+    AMPERE_SHARED_MEMORY,
+    HOPPER_SHARED_MEMORY,
+    block_dim,
+    new_empty,
+    reduction_splits,
+    shared_memory_limit,
+    strides,
+)
 
 NALA, MALA, NORM = 0, 1, 2
 ELU1, RELU = 0, 1
@@ -603,13 +611,31 @@ def _state_bwd(
     )
 
 
-def _token_tiling(block_d: int, block_dv: int) -> tuple[int, int]:
-    """Tokens per tile and software-pipeline stages. The kernels hold [D, Dv] states (two for nala) in fp32:
-    at D = Dv = 128 Triton's defaults (32 tokens, 3 stages) made nala's backward ask for 379 KB of shared memory
-    (an H100 has 227 KB), so wide tiles take 16 tokens and no pipelining (156 KB, compiled for sm_90)."""
-    if block_d * block_dv >= 128 * 128:
-        return 16, 1
-    return (64 if max(block_d, block_dv) <= 32 else 32), 3
+def token_tiling(block_d: int, block_dv: int, itemsize: int, shared_memory: int) -> tuple[int, int] | None:
+    """Tokens per tile and software-pipeline stages for a GPU with `shared_memory` bytes per block, or None
+    when the states do not fit it. The kernels hold [D, Dv] states (two for nala) in fp32: at D = Dv = 128
+    Triton's defaults (32 tokens, 3 stages) made nala's backward ask for 379 KB (an H100 has 227 KB), so wide
+    states take 16 tokens and no pipelining: 156 KB, more than the 99 KB of an RTX 3090/4090. Sizes compiled
+    for sm_80/86/89/90 by scripts/kernel_shared_memory.py."""
+    size, tokens = block_d * block_dv, 64 if max(block_d, block_dv) <= 32 else 32
+    if size >= 128 * 128:
+        return (16, 1) if shared_memory >= AMPERE_SHARED_MEMORY else None
+    if shared_memory < AMPERE_SHARED_MEMORY:  # RTX 3090/4090
+        return (16, 1) if max(block_d, block_dv) >= 128 else (tokens, 2 if itemsize == 4 else 3)
+    if shared_memory < HOPPER_SHARED_MEMORY and size >= 128 * 64:  # A100
+        return 32, 2
+    return tokens, 3
+
+
+def unfit_reason(q: Tensor, v: Tensor) -> str | None:
+    """Why the kernels' states do not fit q's GPU, or None when they do."""
+    limit = shared_memory_limit(q.device)
+    if token_tiling(block_dim(q.shape[-1]), block_dim(v.shape[-1]), q.element_size(), limit) is None:
+        return (
+            f"head dims D={q.shape[-1]}, Dv={v.shape[-1]}: the fused linear kernels hold fp32 [D, Dv] states that "
+            f"need about 156 KB of shared memory per block at D·Dv = 128², more than the {limit} bytes this GPU gives"
+        )
+    return None
 
 
 class LinearAttention(torch.autograd.Function):
@@ -618,7 +644,10 @@ class LinearAttention(torch.autograd.Function):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        block, stages = _token_tiling(block_d, block_dv)
+        tiling = token_tiling(block_d, block_dv, q.element_size(), shared_memory_limit(q.device))
+        if tiling is None:
+            raise ValueError(unfit_reason(q, v))
+        block, stages = tiling
         rope = sin is not None
         if not rope:
             sin = cos = q  # placeholders, never read

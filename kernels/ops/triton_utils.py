@@ -21,6 +21,23 @@ def fp32_tiles(t: Tensor) -> bool:
     return interpreting() and t.dtype == torch.bfloat16
 
 
+# The opt-in shared memory one block may take: 227 KB on an H100/H200 (sm_90), 163 KB on an A100 (sm_80)
+HOPPER_SHARED_MEMORY = 232448
+AMPERE_SHARED_MEMORY = 166912
+
+
+def shared_memory_limit(device: torch.device) -> int:
+    """Bytes of shared memory one block may take on `device`: 227 KB on an H100, 163 KB on an A100, 99 KB on
+    an RTX 3090/4090. The wrappers pick their tiles to fit it; a launch that does not fails with OutOfResources.
+    KERNELS_SHARED_MEMORY lowers it, so that tests and scripts/kernel_shared_memory.py can plan the launches of
+    a smaller GPU on any machine (the interpreter has no limit of its own and plans for an H100)."""
+    limit = torch.cuda.get_device_properties(device).shared_memory_per_block_optin if device.type == "cuda" else None
+    override = os.environ.get("KERNELS_SHARED_MEMORY")
+    if override:
+        return min(int(override), limit or int(override))
+    return limit or HOPPER_SHARED_MEMORY
+
+
 def block_dim(d: int) -> int:
     """Padded feature width for a tile: a power of two, at least 16 (tl.dot's smallest K)."""
     return max(16, triton.next_power_of_2(d))

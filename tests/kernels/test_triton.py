@@ -131,3 +131,37 @@ def test_fused_soft_explicit_landmarks_get_gradients():
         kernels.attention(q, k, v, "soft", landmarks=lm, backend=backend).pow(2).sum().backward()
         grads[backend] = lm.grad
     assert rel_rms(grads["reference"], grads["triton"]) < 1e-3
+
+
+# Shared memory per block of an A100 and of an RTX 3090/4090: the wrappers take smaller tiles or fewer pipeline
+# stages there (tests/kernels/test_shared_memory.py checks that they fit); these run those tilings on any machine.
+SMALLER_GPUS = {"a100": 166912, "rtx4090": 101376}
+
+
+@pytest.mark.parametrize("gpu", SMALLER_GPUS)
+@pytest.mark.parametrize("kind", FUSED)
+def test_fused_tiles_of_smaller_gpus(kind, gpu, monkeypatch):
+    monkeypatch.setenv("KERNELS_SHARED_MEMORY", str(SMALLER_GPUS[gpu]))
+    causal = kind in CAUSAL
+    compare(kind, (1, 1, 150, 150, 64, 64), causal=causal)
+    # the linear kinds' fp32 states do not fit an RTX 4090 at D = Dv = 128 (next test)
+    narrow_v = kind in ("nala", "mala", "norm") and gpu == "rtx4090"
+    compare(kind, (1, 1, 100, 100, 128, 64 if narrow_v else 96), causal=causal)
+
+
+@pytest.mark.parametrize("kind", ["nala", "mala", "norm"])
+def test_linear_states_too_big_for_the_gpu_are_refused_by_name(kind, monkeypatch):
+    monkeypatch.setenv("KERNELS_SHARED_MEMORY", str(SMALLER_GPUS["rtx4090"]))
+    q, k, v = (torch.randn(1, 1, 20, 128, device=DEVICE) for _ in range(3))
+    with pytest.raises(ValueError, match=r"D=128, Dv=128: .*shared memory.* the 101376 bytes this GPU gives"):
+        kernels.attention(q, k, v, kind, backend="triton")
+    # on such a GPU backend="auto" takes the PyTorch path instead (the plan of a CUDA tensor, made on any machine)
+    monkeypatch.setattr(kernels.api, "_device_type", lambda t: "cuda")
+    plan = kernels.explain(q, k, v, kind)
+    assert plan.path == "reference" and "the 101376 bytes this GPU gives" in plan.reason, plan
+    monkeypatch.undo()
+    monkeypatch.setenv("KERNELS_SHARED_MEMORY", str(SMALLER_GPUS["a100"]))
+    assert kernels.explain(q, k, v, kind, backend="triton").path == "triton"
+    monkeypatch.setenv("KERNELS_SHARED_MEMORY", str(SMALLER_GPUS["rtx4090"]))
+    if kind == "norm":  # causal norm runs the decayed scan, which fits
+        compare(kind, (1, 1, 20, 20, 128, 128), causal=True)
