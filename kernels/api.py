@@ -146,6 +146,12 @@ def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, A
         tensors = value if isinstance(value, tuple) else (value,)
         if any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
             return f"{name} requires grad: the fused kernels differentiate q, k and v (and landmarks) only"
+    from .ops.triton_utils import SMALLEST_SHARED_MEMORY, shared_memory_limit
+
+    if (limit := shared_memory_limit(q.device)) < SMALLEST_SHARED_MEMORY:
+        return (
+            f"this GPU gives a block {limit} bytes of shared memory; the kernels' tiles need {SMALLEST_SHARED_MEMORY}"
+        )
     if spec.triton.startswith("linear_triton:") and not causal:  # causal norm runs the decayed scan instead
         from .ops.linear_triton import unfit_reason
 

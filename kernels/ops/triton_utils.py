@@ -21,9 +21,11 @@ def fp32_tiles(t: Tensor) -> bool:
     return interpreting() and t.dtype == torch.bfloat16
 
 
-# The opt-in shared memory one block may take: 227 KB on an H100/H200 (sm_90), 163 KB on an A100 (sm_80)
+# The opt-in shared memory one block may take: 227 KB on an H100/H200 (sm_90), 163 KB on an A100 (sm_80),
+# 99 KB on an RTX 3090/4090 (sm_86/89): the smallest the tiles are sized for
 HOPPER_SHARED_MEMORY = 232448
 AMPERE_SHARED_MEMORY = 166912
+SMALLEST_SHARED_MEMORY = 101376
 
 
 def shared_memory_limit(device: torch.device) -> int:

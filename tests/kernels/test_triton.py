@@ -165,3 +165,12 @@ def test_linear_states_too_big_for_the_gpu_are_refused_by_name(kind, monkeypatch
     monkeypatch.setenv("KERNELS_SHARED_MEMORY", str(SMALLER_GPUS["rtx4090"]))
     if kind == "norm":  # causal norm runs the decayed scan, which fits
         compare(kind, (1, 1, 20, 20, 128, 128), causal=True)
+
+
+def test_gpus_with_less_shared_memory_than_the_tiles_need_take_the_pytorch_path(monkeypatch):
+    monkeypatch.setenv("KERNELS_SHARED_MEMORY", "65536")  # a T4 (sm_75)
+    q, k, v = (torch.randn(1, 1, 20, 16, device=DEVICE) for _ in range(3))
+    with pytest.raises(ValueError, match="65536 bytes of shared memory; the kernels' tiles need 101376"):
+        kernels.attention(q, k, v, "sigmoid", backend="triton")
+    monkeypatch.setattr(kernels.api, "_device_type", lambda t: "cuda")
+    assert kernels.explain(q, k, v, "nala").path == "reference"
