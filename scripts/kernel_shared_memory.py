@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 # Shared memory per block (opt-in maximum), from the CUDA programming guide's compute-capability table
-LIMITS = {80: 166912, 86: 101376, 89: 101376, 90: 232448}
+LIMITS = {80: 166912, 86: 101376, 89: 101376, 90: 232448, 100: 232448, 120: 101376}
 DTYPES = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 

@@ -423,7 +423,7 @@ def _flash_bwd_dq(
 def _tiles(q: Tensor, v: Tensor) -> tuple[dict, dict, dict]:
     """Launch settings of the forward, dK/dV and dQ kernels on q's GPU. The H100 tiles fit 16-bit inputs on any
     GPU from the A100 on; fp32 tiles take twice the shared memory, so on smaller GPUs they drop a pipeline stage
-    or shrink (sizes compiled for sm_80/86/89/90 by scripts/kernel_shared_memory.py)."""
+    or shrink (sizes compiled for sm_80/89/90/100/120 by scripts/kernel_shared_memory.py)."""
     d, dv = block_dim(q.shape[-1]), block_dim(v.shape[-1])
     m, n = (64, 32) if max(d, dv) > 64 else (128, 64)
     fwd = dkdv = dq = (m, n, 3)

@@ -616,7 +616,7 @@ def token_tiling(block_d: int, block_dv: int, itemsize: int, shared_memory: int)
     when the states do not fit it. The kernels hold [D, Dv] states (two for nala) in fp32: at D = Dv = 128
     Triton's defaults (32 tokens, 3 stages) made nala's backward ask for 379 KB (an H100 has 227 KB), so wide
     states take 16 tokens and no pipelining: 156 KB, more than the 99 KB of an RTX 3090/4090. Sizes compiled
-    for sm_80/86/89/90 by scripts/kernel_shared_memory.py."""
+    for sm_80/89/90/100/120 by scripts/kernel_shared_memory.py."""
     size, tokens = block_d * block_dv, 64 if max(block_d, block_dv) <= 32 else 32
     if size >= 128 * 128:
         return (16, 1) if shared_memory >= AMPERE_SHARED_MEMORY else None
