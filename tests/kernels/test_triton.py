@@ -173,4 +173,5 @@ def test_gpus_with_less_shared_memory_than_the_tiles_need_take_the_pytorch_path(
     with pytest.raises(ValueError, match="65536 bytes of shared memory; the kernels' tiles need 101376"):
         kernels.attention(q, k, v, "sigmoid", backend="triton")
     monkeypatch.setattr(kernels.api, "_device_type", lambda t: "cuda")
-    assert kernels.explain(q, k, v, "nala").path == "reference"
+    plan = kernels.explain(q, k, v, "nala")
+    assert plan.path == "reference" and "65536 bytes" in plan.reason, plan
