@@ -76,7 +76,7 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=False,
         options={"slopes": Option(None, opt.slopes), "chunk_size": CHUNK},
-        triton="scan_triton:lightning_attention",
+        triton="lightning.triton:lightning_attention",
     ),
     "soft": Kind(
         soft_attention,

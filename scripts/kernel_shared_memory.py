@@ -5,7 +5,9 @@
 The launches the wrappers make (forward and backward) are recorded under Triton's interpreter, then compiled
 for the target with Triton's own compiler (ptxas ships inside Triton), whose metadata holds the shared memory
 the kernel needs. A kernel over the architecture's limit fails at launch with OutOfResources, so this finds
-such launches on a CPU-only machine. Exit code 1 when any launch is over the limit.
+such launches on a CPU-only machine. Each line also gives the tensor-core instructions in the PTX (mma.sync or
+wgmma), and the registers per thread and spilled bytes ptxas reports. Exit code 1 when any launch is over the
+limit, or when a 16-bit launch has matrix products (tt.dot) but no tensor-core instruction.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -31,7 +34,7 @@ def record(kinds: list[str], d: int, dv: int, dtype: str, n: int, out: Path) -> 
     from triton.runtime.jit import JITFunction
 
     import kernels
-    from kernels.ops import scan_triton, triton_utils
+    from kernels.ops import triton_utils
     from kernels.registry import KIND_TABLE
 
     launches = {}
@@ -58,7 +61,7 @@ def record(kinds: list[str], d: int, dv: int, dtype: str, n: int, out: Path) -> 
 
     interpreter.InterpretedFunction.run = run
     # on a GPU bf16 tiles stay bf16; only the interpreter computes them in fp32
-    triton_utils.fp32_tiles = scan_triton.fp32_tiles = lambda t: False
+    triton_utils.fp32_tiles = lambda t: False
     blocked = []
     for kind in kinds:
         for causal in (False, True) if KIND_TABLE[kind].causal else (False,):
@@ -71,6 +74,28 @@ def record(kinds: list[str], d: int, dv: int, dtype: str, n: int, out: Path) -> 
                 continue
             kernels.attention(q, k, v, kind, causal=causal, backend="triton").sum().backward()
     out.write_text(json.dumps({"launches": list(launches.values()), "blocked": blocked}))
+
+
+def ptxas_usage(ptx: str, arch: int) -> dict:
+    """Registers per thread and spilled bytes, from ptxas (shipped inside Triton) run on the kernel's PTX."""
+    from triton.backends.nvidia.compiler import get_ptxas
+
+    ptxas = get_ptxas(arch).path
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "k.ptx"
+        src.write_text(ptx)
+        suffix = "a" if arch >= 90 else ""
+        log = subprocess.run(
+            [ptxas, "-v", f"--gpu-name=sm_{arch}{suffix}", str(src), "-o", str(Path(tmp) / "k.cubin")],
+            capture_output=True,
+            text=True,
+        ).stderr
+    registers = re.search(r"Used (\d+) registers", log)
+    spills = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    return {
+        "registers": int(registers.group(1)) if registers else None,
+        "spill_bytes": int(spills.group(1)) + int(spills.group(2)) if spills else None,
+    }
 
 
 def compile_all(entries: list, arch: int) -> list[dict]:
@@ -89,9 +114,13 @@ def compile_all(entries: list, arch: int) -> list[dict]:
             options={"num_warps": 4, "num_stages": 3} | options,
         )
         shared = kernel.metadata.shared
+        ptx = kernel.asm["ptx"]
+        tensor_core = len(re.findall(r"^\s*(?:wgmma\.mma_async|mma\.sync)", ptx, re.M))
         blocks = {k: v for k, v in constants.items() if k.startswith("BLOCK")}
         flags = {k: v for k, v in constants.items() if not k.startswith("BLOCK")}
-        rows.append({"kernel": name, "blocks": blocks, "flags": flags, "options": options, "shared": shared})
+        uses_dot = "tt.dot" in kernel.asm["ttir"]
+        row = {"kernel": name, "blocks": blocks, "flags": flags, "options": options, "shared": shared}
+        rows.append(row | {"dots": uses_dot, "mma": tensor_core, **ptxas_usage(ptx, arch)})
     return rows
 
 
@@ -118,16 +147,21 @@ def main(argv=None) -> int:
         recorded = json.loads(path.read_text())
     entries = recorded["launches"]
     limit = LIMITS[a.arch]
-    over = 0
+    over = no_mma = 0
     print(f"sm_{a.arch}: limit {limit} bytes; D={a.dims[0]} Dv={a.dims[1]} {a.dtype}")
     for reason in recorded["blocked"]:
         print(f"PyTorch path (the fused kernels are not launched): {reason}")
     for row in compile_all(entries, a.arch):
         flag = "OVER" if row["shared"] > limit else "ok"
         over += flag == "OVER"
-        print(f"{flag:4s} {row['shared']:7d} {row['kernel']:18s} {row['blocks']} {row['flags']} {row['options']}")
+        if a.dtype != "float32" and row["dots"] and not row["mma"]:
+            flag, no_mma = "NOTC", no_mma + 1  # a product that does not reach the tensor cores
+        usage = f"{row['shared']:7d} mma {row['mma']:3d} regs {row['registers']:3d} spill {row['spill_bytes']:5d}"
+        print(f"{flag:4s} {usage} {row['kernel']:18s} {row['blocks']} {row['flags']} {row['options']}")
     print(f"{over} of {len(entries)} launches over the limit")
-    return 1 if over else 0
+    if a.dtype != "float32":
+        print(f"{no_mma} of {len(entries)} launches with matrix products but no tensor-core instruction")
+    return 1 if over or no_mma else 0
 
 
 if __name__ == "__main__":

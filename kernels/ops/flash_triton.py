@@ -18,7 +18,9 @@ from .triton_utils import (
     HOPPER_SHARED_MEMORY,
     LOG2E,
     block_dim,
+    dot_mode,
     fp32_tiles,
+    mm,
     new_empty,
     seq_block,
     shared_memory_limit,
@@ -113,6 +115,7 @@ def _flash_fwd(
     CAUSAL: tl.constexpr,
     LOCAL: tl.constexpr,
     F32: tl.constexpr,
+    DOT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -152,7 +155,7 @@ def _flash_fwd(
             other=0.0,
         )
         v = _compute(v, F32)
-        s = tl.dot(q, tl.trans(k), input_precision="ieee")
+        s = mm(q, tl.trans(k), DOT)
         ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
         if MODE == 0:
             s = tl.where(ok, s * (scale * 1.4426950408889634), float("-inf"))
@@ -165,7 +168,7 @@ def _flash_fwd(
             m_i = m_new
         else:
             p = tl.where(ok, tl.sigmoid(s * scale + bias), 0.0)
-        acc += tl.dot(p.to(v.dtype), v, input_precision="ieee")
+        acc += mm(p, v, DOT)
     if MODE == 0:
         l_safe = tl.where(l_i == 0.0, 1.0, l_i)
         acc = acc / l_safe[:, None]
@@ -211,11 +214,12 @@ def _weights_and_grad(
     MODE: tl.constexpr,
     CAUSAL: tl.constexpr,
     LOCAL: tl.constexpr,
+    DOT: tl.constexpr,
 ):
     """Recompute the weight tile P and the gradient of the pre-activation scores dS."""
-    s = tl.dot(q, tl.trans(k), input_precision="ieee")
+    s = mm(q, tl.trans(k), DOT)
     ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
-    dp = tl.dot(do, tl.trans(v), input_precision="ieee")
+    dp = mm(do, tl.trans(v), DOT)
     if MODE == 0:
         p = tl.where(ok, tl.exp2(s * (scale * 1.4426950408889634) - lse[:, None]), 0.0)
         ds = p * (dp - delta[:, None])
@@ -263,6 +267,7 @@ def _flash_bwd_dkdv(
     CAUSAL: tl.constexpr,
     LOCAL: tl.constexpr,
     F32: tl.constexpr,
+    DOT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -309,12 +314,12 @@ def _flash_bwd_dkdv(
         lse = tl.load(LSE + pid_bh * NQ + offs_m, mask=row, other=0.0)
         delta = tl.load(DELTA + pid_bh * NQ + offs_m, mask=row, other=0.0)
         p, ds = _weights_and_grad(
-            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL
+            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL, DOT
         )
         p = tl.where(row[:, None], p, 0.0)
         ds = tl.where(row[:, None], ds, 0.0)
-        dv += tl.dot(tl.trans(p.to(do.dtype)), do, input_precision="ieee")
-        dk += tl.dot(tl.trans(ds.to(q.dtype)), q, input_precision="ieee")
+        dv += mm(tl.trans(p), do, DOT)
+        dk += mm(tl.trans(ds), q, DOT)
     mask_k = (offs_n[:, None] < NK) & (offs_d[None, :] < D)
     tl.store(
         DK + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
@@ -365,6 +370,7 @@ def _flash_bwd_dq(
     CAUSAL: tl.constexpr,
     LOCAL: tl.constexpr,
     F32: tl.constexpr,
+    DOT: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -410,9 +416,9 @@ def _flash_bwd_dq(
         )
         v = _compute(v, F32)
         p, ds = _weights_and_grad(
-            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL
+            q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL, DOT
         )
-        dq += tl.dot(ds.to(k.dtype), k, input_precision="ieee")
+        dq += mm(ds, k, DOT)
     tl.store(
         DQ + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
         (dq * scale).to(DQ.dtype.element_ty),
@@ -479,6 +485,7 @@ class FlashAttention(torch.autograd.Function):
             CAUSAL=causal,
             LOCAL=local_block > 0,
             F32=fp32_tiles(q),
+            DOT=dot_mode(q),
             **cfg,
         )
         ctx.save_for_backward(q, k, v, out, lse)
@@ -501,7 +508,7 @@ class FlashAttention(torch.autograd.Function):
         # Contiguous gradients share the strides of the contiguous q, k, v passed beside them.
         dq, dk, dv = new_empty(*q.shape, like=q), new_empty(*k.shape, like=k), new_empty(*v.shape, like=v)
         common = (H, NQ, NK, D, DV, scale, bias, max(local_block, 1))
-        flags = dict(MODE=mode, CAUSAL=causal, LOCAL=local_block > 0, F32=fp32_tiles(q))
+        flags = dict(MODE=mode, CAUSAL=causal, LOCAL=local_block > 0, F32=fp32_tiles(q), DOT=dot_mode(q))
         dkdv_strides = (*strides(q), *strides(k), *strides(v), *strides(dout))
         _flash_bwd_dkdv[(triton.cdiv(NK, dkdv_cfg["BLOCK_N"]), B * H)](
             q, k, v, dout, lse, delta, dk, dv, *dkdv_strides, *common, **flags, **dkdv_cfg

@@ -21,10 +21,13 @@ from .triton_utils import (
     AMPERE_SHARED_MEMORY,
     HOPPER_SHARED_MEMORY,
     block_dim,
+    dot_mode,
+    mm,
     new_empty,
     reduction_splits,
     shared_memory_limit,
     strides,
+    wide_dot_mode,
 )
 
 NALA, MALA, NORM = 0, 1, 2
@@ -115,6 +118,7 @@ def _state_fwd(
     DV,
     inv_nk,
     SPLITS,
+    DOT: tl.constexpr,
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
@@ -154,7 +158,7 @@ def _state_fwd(
                 kp3 = kp * kp * kp
                 psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
                 psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
-            s_b += tl.dot(tl.trans(psi_b), v, input_precision="ieee")
+            s_b += mm(tl.trans(psi_b), v, DOT)
             z_b += tl.sum(f_b, 0)
         else:
             f_a = tl.where(valid, _phi(k, FEATURE), 0.0)
@@ -162,7 +166,7 @@ def _state_fwd(
             if ROPE:
                 psi_a = _rope(f_a, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
             v_sum += tl.sum(v, 0)
-        s_a += tl.dot(tl.trans(psi_a), v, input_precision="ieee")
+        s_a += mm(tl.trans(psi_a), v, DOT)
         z_a += tl.sum(f_a, 0)
     base = pid_bh * SPLITS + split
     state = S_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
@@ -256,6 +260,7 @@ def _apply_fwd(
     D,
     DV,
     scale,
+    DOT: tl.constexpr,
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
@@ -311,14 +316,14 @@ def _apply_fwd(
         if ROPE:
             r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
             r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
-        num = tl.dot(r_a, s_a, input_precision="ieee") + tl.dot(r_b, s_b, input_precision="ieee")
+        num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)
         out = num / den[:, None]
     else:
         f = tl.where(valid, _phi(q, FEATURE), 0.0)
         r = f
         if ROPE:
             r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
-        num = tl.dot(r, s_a, input_precision="ieee")
+        num = mm(r, s_a, DOT)
         if KIND == 1:
             z = scale * tl.sum(f * z_a[None, :], 1)
             out = (1.0 + 1.0 / (z + 1e-6))[:, None] * (scale * num) - z[:, None] * v_mean[None, :]
@@ -367,6 +372,8 @@ def _apply_bwd(
     DV,
     scale,
     SPLITS,
+    DOT: tl.constexpr,
+    WIDE: tl.constexpr,  # for mala's dState, whose dv cancels against its mean term
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
@@ -436,20 +443,20 @@ def _apply_bwd(
             if ROPE:
                 r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
                 r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
-            num = tl.dot(r_a, s_a, input_precision="ieee") + tl.dot(r_b, s_b, input_precision="ieee")
+            num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)
             d_num = g / den[:, None]
             d_den = -tl.sum(g * num, 1) / (den * den)
-            ds_a += tl.dot(tl.trans(r_a), d_num, input_precision="ieee")
-            ds_b += tl.dot(tl.trans(r_b), d_num, input_precision="ieee")
+            ds_a += mm(tl.trans(r_a), d_num, DOT)
+            ds_b += mm(tl.trans(r_b), d_num, DOT)
             dz_a += tl.sum(d_den[:, None] * f_a, 0)
             dz_b += tl.sum(d_den[:, None] * f_b, 0)
-            dr_a = tl.dot(d_num, tl.trans(s_a), input_precision="ieee")
-            dr_b = tl.dot(d_num, tl.trans(s_b), input_precision="ieee")
+            dr_a = mm(d_num, tl.trans(s_a), DOT)
+            dr_b = mm(d_num, tl.trans(s_b), DOT)
             if ROPE:
-                dr_a = _rope_t(dr_a, tl.dot(d_num, tl.trans(tl.load(sp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+                dr_a = _rope_t(dr_a, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)
                 dr_b = _rope_t(
                     dr_b,
-                    tl.dot(d_num, tl.trans(tl.load(sp_ptr + BLOCK_D * BLOCK_DV)), input_precision="ieee"),
+                    mm(d_num, tl.trans(tl.load(sp_ptr + BLOCK_D * BLOCK_DV)), DOT),
                     sin_p,
                     cos,
                     sign,
@@ -471,7 +478,7 @@ def _apply_bwd(
             r = f
             if ROPE:
                 r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
-            num = tl.dot(r, s_a, input_precision="ieee")
+            num = mm(r, s_a, DOT)
             if KIND == 1:
                 z = scale * tl.sum(f * z_a[None, :], 1)
                 inv = 1.0 / (z + 1e-6)
@@ -486,10 +493,13 @@ def _apply_bwd(
                 proj = tl.where(rms > 0, tl.sum(g * num, 1) * c * c / (DV * tl.maximum(rms, 1e-30)), 0.0)
                 d_num = c[:, None] * g - proj[:, None] * num
                 extra = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-            ds_a += tl.dot(tl.trans(r), d_num, input_precision="ieee")
-            dr = tl.dot(d_num, tl.trans(s_a), input_precision="ieee")
+            if KIND == 1:
+                ds_a += mm(tl.trans(r), d_num, WIDE)
+            else:
+                ds_a += mm(tl.trans(r), d_num, DOT)
+            dr = mm(d_num, tl.trans(s_a), DOT)
             if ROPE:
-                dr = _rope_t(dr, tl.dot(d_num, tl.trans(tl.load(sp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+                dr = _rope_t(dr, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)
             dq = tl.where(valid, (dr + extra) * _phi_grad(q, FEATURE), 0.0)
         tl.store(
             DQ + b * sqb + h * sqh + rows[:, None] * sqn + offs_d[None, :] * sqd, dq.to(DQ.dtype.element_ty), mask=valid
@@ -535,6 +545,7 @@ def _state_bwd(
     D,
     DV,
     inv_nk,
+    DOT: tl.constexpr,
     KIND: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
@@ -564,18 +575,18 @@ def _state_bwd(
         sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D)
         cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
     # dψ = v·dSᵀ (then Rᵀ), dφ = Rᵀdψ + dz, dv = ψ·dS; all scaled by 1/Nk (state and z are means).
-    dpsi_a = tl.dot(v, tl.trans(ds_a), input_precision="ieee")
+    dpsi_a = mm(v, tl.trans(ds_a), DOT)
     if ROPE:
-        dpsi_a = _rope_t(dpsi_a, tl.dot(v, tl.trans(tl.load(dsp_ptr)), input_precision="ieee"), sin_p, cos, sign)
+        dpsi_a = _rope_t(dpsi_a, mm(v, tl.trans(tl.load(dsp_ptr)), DOT), sin_p, cos, sign)
     df_a = (dpsi_a + dz_a[None, :]) * inv_nk
     if KIND == 0:
         ds_b = tl.load(ds_ptr + BLOCK_D * BLOCK_DV)
         dz_b = tl.load(DZ + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
-        dpsi_b = tl.dot(v, tl.trans(ds_b), input_precision="ieee")
+        dpsi_b = mm(v, tl.trans(ds_b), DOT)
         if ROPE:
             dpsi_b = _rope_t(
                 dpsi_b,
-                tl.dot(v, tl.trans(tl.load(dsp_ptr + BLOCK_D * BLOCK_DV)), input_precision="ieee"),
+                mm(v, tl.trans(tl.load(dsp_ptr + BLOCK_D * BLOCK_DV)), DOT),
                 sin_p,
                 cos,
                 sign,
@@ -591,14 +602,14 @@ def _state_bwd(
             psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
             psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
         dk = 3.0 * k * k * (tl.where(k > 0, df_a, 0.0) - tl.where(k < 0, df_b, 0.0))
-        dv = (tl.dot(psi_a, ds_a, input_precision="ieee") + tl.dot(psi_b, ds_b, input_precision="ieee")) * inv_nk
+        dv = (mm(psi_a, ds_a, DOT) + mm(psi_b, ds_b, DOT)) * inv_nk
     else:
         f = tl.where(valid, _phi(k, FEATURE), 0.0)
         psi = f
         if ROPE:
             psi = _rope(f, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
         dk = tl.where(valid, df_a * _phi_grad(k, FEATURE), 0.0)
-        dv = tl.dot(psi, ds_a, input_precision="ieee") * inv_nk
+        dv = mm(psi, ds_a, DOT) * inv_nk
         if KIND == 1:
             dv += tl.load(DVS + pid_bh * BLOCK_DV + offs_dv)[None, :] * inv_nk
     tl.store(
@@ -657,7 +668,7 @@ class LinearAttention(torch.autograd.Function):
         s_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
         z_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
         vs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope)
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         _state_fwd[(B * H, splits)](
             k,
             v,
@@ -718,7 +729,7 @@ class LinearAttention(torch.autograd.Function):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope)
+        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         splits = reduction_splits(B * H, triton.cdiv(NQ, block), q.device)
         f32 = torch.float32
         ds_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
@@ -751,6 +762,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_M=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
+            WIDE=wide_dot_mode(q),
             num_stages=stages,
             **flags,
         )
@@ -805,9 +817,9 @@ def norm_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map
     feature = ELU1 if feature_map == "elu1" else RELU
     if not causal:
         return LinearAttention.apply(q, k, v, None, None, NORM, feature, 1.0)
+    from .common.chunk_scan import DecayedLinearAttention
     from .norm.reference import FEATURE_MAPS
     from .rms_norm_triton import simple_rms_norm
-    from .scan_triton import DecayedLinearAttention
 
     phi = FEATURE_MAPS[feature_map]
     no_decay = torch.zeros(q.shape[1], device=q.device)

@@ -6,6 +6,7 @@ import os
 
 import torch
 import triton
+import triton.language as tl
 from torch import Tensor
 
 LOG2E = 1.4426950408889634
@@ -19,6 +20,59 @@ def interpreting() -> bool:
 def fp32_tiles(t: Tensor) -> bool:
     """Compute on fp32 tiles when the interpreter would mishandle bf16 (numpy has no bfloat16)."""
     return interpreting() and t.dtype == torch.bfloat16
+
+
+def dot_mode(t: Tensor) -> str:
+    """How the kernels' matrix products run for inputs like `t` (the DOT constexpr of `mm`): fp16/bf16 inputs feed
+    the tensor cores in their own dtype with fp32 accumulation; fp32 inputs stay exact (IEEE) unless torch allows
+    TF32 for matmuls. Under the interpreter bf16 is computed in fp32 (numpy has no bfloat16)."""
+    if t.dtype == torch.float16:
+        return "fp16"
+    if t.dtype == torch.bfloat16:
+        return "bf16_rounded" if fp32_tiles(t) else "bf16"
+    return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
+
+
+def state_dtype(t: Tensor) -> torch.dtype:
+    """The dtype in which a kernel stores states read back by a later one: the input's for fp16/bf16 (they are
+    cast to it for the next product anyway, as flash-linear-attention does), fp32 otherwise."""
+    return torch.float32 if fp32_tiles(t) else t.dtype
+
+
+def wide_dot_mode(t: Tensor) -> str:
+    """`dot_mode` for products whose result cancels against another term, where bf16's 8-bit mantissa is not
+    enough: TF32 (10 bits, still on the tensor cores) for bf16 inputs, as for fp16 ones otherwise."""
+    if t.dtype == torch.bfloat16:
+        return "tf32_rounded" if fp32_tiles(t) else "tf32"
+    return dot_mode(t)
+
+
+@triton.jit
+def _round_mantissa(x, DROP: tl.constexpr):
+    """fp32 x rounded to nearest (ties to even) with its DROP lowest mantissa bits cleared, kept in fp32."""
+    bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
+    keep: tl.constexpr = (0xFFFFFFFF >> DROP) << DROP
+    bits = (bits + ((1 << (DROP - 1)) - 1) + ((bits >> DROP) & 1)) & keep
+    return bits.to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def mm(a, b, DOT: tl.constexpr):
+    """a @ b accumulated in fp32. DOT (from `dot_mode`): "bf16"/"fp16" cast both operands for the tensor cores,
+    "tf32" or "ieee" multiply fp32 operands; "bf16_rounded"/"tf32_rounded" are the interpreter's stand-ins,
+    exact products of operands rounded as the tensor cores would round them."""
+    if DOT == "bf16":
+        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
+    elif DOT == "fp16":
+        return tl.dot(a.to(tl.float16), b.to(tl.float16))
+    elif DOT == "bf16_rounded":
+        return tl.dot(_round_mantissa(a, 16), _round_mantissa(b, 16), input_precision="ieee")
+    elif DOT == "tf32_rounded":
+        return tl.dot(_round_mantissa(a, 13), _round_mantissa(b, 13), input_precision="ieee")
+    elif DOT == "tf32":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="tf32")
+    else:
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
 
 
 # The opt-in shared memory one block may take: 227 KB on an H100/H200 (sm_90), 163 KB on an A100 (sm_80),

@@ -2,8 +2,11 @@
 
 import pytest
 import torch
+import triton
+import triton.language as tl
 
 import kernels
+from kernels.ops.triton_utils import dot_mode, mm
 
 from .inputs import make_qkv
 from .naive import rel_rms
@@ -40,3 +43,50 @@ def test_large_inputs_stay_finite(kind, causal, dtype):
     for backend in ("auto", "reference"):
         out = kernels.attention(q, k, v, kind, causal=causal, backend=backend)
         assert torch.isfinite(out[representable]).all(), (kind, backend)
+
+
+def test_products_run_in_the_inputs_precision():
+    """16-bit inputs feed the tensor cores in their dtype; fp32 stays IEEE unless torch allows TF32."""
+
+    def mode(dtype):
+        return dot_mode(torch.zeros(1, dtype=dtype))
+
+    assert mode(torch.float16) == "fp16"
+    # the interpreter's exact stand-in (next test) where the products run on the CPU
+    assert mode(torch.bfloat16) == ("bf16" if torch.cuda.is_available() else "bf16_rounded")
+    allowed = torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        assert mode(torch.float32) == "ieee"
+        torch.backends.cuda.matmul.allow_tf32 = True
+        assert mode(torch.float32) == "tf32"
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = allowed
+
+
+@triton.jit
+def _product(A, B, OUT, DOT: tl.constexpr):
+    i = tl.arange(0, 16)
+    tile = i[:, None] * 16 + i[None, :]
+    tl.store(OUT + tile, mm(tl.load(A + tile), tl.load(B + tile), DOT))
+
+
+@pytest.mark.parametrize("mode,dtype_bits", [("bf16_rounded", 8), ("tf32_rounded", 11)])
+def test_interpreted_products_round_their_operands_like_the_tensor_cores(mode, dtype_bits):
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.randn(16, 16, generator=g) for _ in range(2))
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    out = torch.empty(16, 16, device=device)
+    _product[(1,)](a.to(device), b.to(device), out, DOT=mode)
+    out = out.cpu()
+
+    def rounded(x):  # round to nearest, ties to even, keeping dtype_bits of significand (torch's own for bf16)
+        if mode == "bf16_rounded":
+            return x.bfloat16().float()
+        m, e = torch.frexp(x.double())
+        scale = 2.0**dtype_bits
+        return torch.ldexp(torch.round(m * scale) / scale, e).float()
+
+    expected = rounded(a).double() @ rounded(b).double()
+    assert torch.allclose(out.double(), expected, rtol=1e-6, atol=1e-5)
+    assert not torch.allclose(out.double(), a.double() @ b.double(), rtol=1e-4, atol=1e-4)  # it did round

@@ -68,7 +68,10 @@ def test_fused_cross_attention(kind, shape):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("kind", FUSED)
 def test_fused_low_precision(kind, dtype):
-    compare(kind, (1, 2, 37, 37, 32, 32), dtype=dtype, tol=2e-2)
+    """16-bit inputs feed the tensor cores in their own dtype; within that dtype's rounding of the float64 truth.
+    Under the interpreter bf16 products are emulated exactly: operands rounded to bf16, multiplied in fp32."""
+    for causal in (False, True) if kind in CAUSAL else (False,):
+        compare(kind, (1, 2, 77, 77, 32, 32), causal=causal, dtype=dtype, tol=1e-2)
 
 
 def test_fused_options():

@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..triton_utils import block_dim, new_empty, reduction_splits, strides
+from ..triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
 from .reference import gaussian_kernel, newton_schulz_pinv, segment_means
 
 
@@ -64,6 +64,7 @@ def _reduce(
     D,
     DY,
     SPLITS,
+    DOT: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_DY: tl.constexpr,
@@ -81,7 +82,7 @@ def _reduce(
             X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
         )
         y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
-        acc += tl.dot(tl.trans(g), y, input_precision="ieee")
+        acc += mm(tl.trans(g), y, DOT)
     tl.store(PART + (pid_bh * SPLITS + split) * BLOCK_L * BLOCK_DY + lms[:, None] * BLOCK_DY + offs_dy[None, :], acc)
 
 
@@ -112,6 +113,7 @@ def _apply(
     M,
     D,
     DW,
+    DOT: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_DW: tl.constexpr,
@@ -127,7 +129,7 @@ def _apply(
         X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
     )
     w = _load(W, b * swb + h * swh, lms, offs_dw, swm, swd, M, DW)
-    out = tl.dot(g, w, input_precision="ieee")
+    out = mm(g, w, DOT)
     tl.store(
         OUT + b * sob + h * soh + rows[:, None] * son + offs_dw[None, :] * sod,
         out.to(OUT.dtype.element_ty),
@@ -165,6 +167,7 @@ def _grad(
     D,
     DY,
     SPLITS,
+    DOT: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -187,9 +190,9 @@ def _grad(
         g = _gauss_tile(X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L)
         x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
         y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
-        e = tl.dot(y, tl.trans(z), input_precision="ieee") * g  # dL/dG ∘ G, [rows, landmarks]
-        dx = tl.dot(e, lm, input_precision="ieee") - tl.sum(e, 1)[:, None] * x
-        dl += tl.dot(tl.trans(e), x, input_precision="ieee") - tl.sum(e, 0)[:, None] * lm
+        e = mm(y, tl.trans(z), DOT) * g  # dL/dG ∘ G, [rows, landmarks]
+        dx = mm(e, lm, DOT) - tl.sum(e, 1)[:, None] * x
+        dl += mm(tl.trans(e), x, DOT) - tl.sum(e, 0)[:, None] * lm
         tl.store(
             DX + x_off + rows[:, None] * sxn + offs_d[None, :] * sxd,
             dx.to(DX.dtype.element_ty),
@@ -225,6 +228,7 @@ def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
         D,
         DY,
         splits,
+        DOT=dot_mode(x),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DY=block_dy,
@@ -252,6 +256,7 @@ def _apply_rows(x: Tensor, lm: Tensor, w: Tensor, dtype: torch.dtype) -> Tensor:
         M,
         D,
         DW,
+        DOT=dot_mode(x),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DW=block_dim(DW),
@@ -285,6 +290,7 @@ def _grad_rows(x: Tensor, lm: Tensor, y: Tensor, z: Tensor) -> tuple[Tensor, Ten
         D,
         DY,
         splits,
+        DOT=dot_mode(x),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_D=block_d,
