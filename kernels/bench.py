@@ -4,6 +4,7 @@ throughput, beside torch SDPA measured in the same run.
     python -m kernels.bench --device cpu               # B=1 H=6 D=64, N in {196, 784, 3136}, fp32
     python -m kernels.bench --quick                    # a seconds-long subset
     python -m kernels.bench --device cuda --suite full # correctness check on the GPU, then B=8 H=12 D=64 bf16
+    python -m kernels.bench --device cuda --suite peers # beside SDPA flash/cuDNN, fla and our reference, with targets
 
 Prints tables and writes <out>/kernels-<device>-<suite>.json and .png. Throughput is judged against
 the copy bandwidth and matmul rate measured on the same device in the same run: TFLOP/s for the
@@ -30,10 +31,11 @@ import torch.nn.functional as F
 
 from . import KINDS, attention
 from .memory import peak_memory
+from .registry import KIND_TABLE
 
 SDPA = "sdpa"
-CAUSAL_KINDS = ("softmax", "sigmoid", "norm", "lightning", "local")
-QUADRATIC_KINDS = ("softmax", "sigmoid", "local", SDPA)  # judged in TFLOP/s; the rest in TB/s
+CAUSAL_KINDS = tuple(kind for kind, spec in KIND_TABLE.items() if spec.causal)
+QUADRATIC_KINDS = (*(kind for kind, spec in KIND_TABLE.items() if spec.quadratic), SDPA)  # TFLOP/s; the rest TB/s
 LOCAL_BLOCK = 64
 
 
@@ -54,6 +56,8 @@ SUITES = {
     "quick": Suite(1, 6, 64, (196, 784), "float32", 1, 3),
     "default": Suite(1, 6, 64, (196, 784, 3136), "float32", 2, 7),
     "full": Suite(8, 12, 64, (196, 1024, 3136, 16384), "bfloat16", 3, 20, backend="triton", check=True),
+    # ours beside SDPA, flash-linear-attention and our reference (kernels/bench_peers.py)
+    "peers": Suite(8, 12, 64, (1024, 4096, 16384), "bfloat16", 3, 20, backend="triton"),
 }
 
 
@@ -398,6 +402,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, help="override the suite's batch size")
     p.add_argument("--heads", type=int, help="override the suite's head count")
     p.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), help="override the suite's dtype")
+    p.add_argument("--repeats", type=int, help="override the suite's timed repeats (one warm-up call then)")
     p.add_argument(
         "--out", type=Path, default=Path("bench-out"), help="folder for the JSON and PNG (default: bench-out)"
     )
@@ -423,10 +428,16 @@ def main(argv=None) -> int:
         "dtype": args.dtype,
         "backend": args.backend,
         "check": args.check,
+        "repeats": args.repeats,
+        "warmup": 1 if args.repeats else None,
     }
     suite = replace(SUITES[name], **{key: value for key, value in overrides.items() if value is not None})
-    if min(suite.seq + (suite.batch, suite.heads)) < 1:
-        return _fail("--seq, --batch, --heads: must be >= 1")
+    if min(suite.seq + (suite.batch, suite.heads, suite.repeats)) < 1:
+        return _fail("--seq, --batch, --heads, --repeats: must be >= 1")
+    if name == "peers":
+        from .bench_peers import run_suite
+
+        return run_suite(suite, device, args.out, device_name(device), kinds=args.kinds)
     kinds = [k for k in args.kinds if not args.causal or k in CAUSAL_KINDS]
     title = (
         f"kernels.bench {name}: {device_name(device)}, torch {torch.__version__}, {suite.dtype}, "

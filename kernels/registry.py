@@ -29,6 +29,7 @@ class Kind:
     causal: bool  # has a causal form
     cross: bool  # allows Nq != Nk (non-causal)
     scale: bool  # takes `scale` (default D^-1/2)
+    quadratic: bool = False  # a weight per (query, key) pair: time and reference memory grow with Nq·Nk
     options: Mapping[str, Option] = field(default_factory=dict)
     triton: str | None = None  # "module:function" of the fused path, imported on first use
 
@@ -37,12 +38,15 @@ CHUNK = Option(64, opt.integer("chunk_size", 1))
 ROPE = Option(None, opt.rope)
 
 KIND_TABLE: dict[str, Kind] = {
-    "softmax": Kind(softmax_attention, causal=True, cross=True, scale=True, triton="flash_triton:softmax_attention"),
+    "softmax": Kind(
+        softmax_attention, causal=True, cross=True, scale=True, quadratic=True, triton="flash_triton:softmax_attention"
+    ),
     "sigmoid": Kind(
         sigmoid_attention,
         causal=True,
         cross=True,
         scale=True,
+        quadratic=True,
         options={"bias": Option(None, opt.real("bias"))},
         triton="flash_triton:sigmoid_attention",
     ),
@@ -95,6 +99,7 @@ KIND_TABLE: dict[str, Kind] = {
         causal=True,
         cross=False,
         scale=True,
+        quadratic=True,
         options={"block_size": Option(64, opt.integer("block_size", 1))},
         triton="flash_triton:local_attention",
     ),

@@ -147,3 +147,45 @@ def test_bench_records_a_broken_kind_and_goes_on(tmp_path, monkeypatch):
     assert checks[("nala", False)]["error"] == "RuntimeError: out of resources: shared memory"
     assert data["failures"] == [{"kind": "nala", "n": 16, "error": "RuntimeError: out of resources: shared memory"}]
     assert {r["kind"] for r in data["rows"]} == {"sdpa", "softmax"}
+
+
+def test_peers_suite_writes_rows_targets_json_png(tmp_path):
+    """The GPU peers suite's flow on the CPU: our fused kernels (interpreted) and reference timed, JSON schema."""
+    cmd = [sys.executable, "-m", "kernels.bench", "--suite", "peers", "--seq", "32", "--batch", "1", "--heads", "2"]
+    cmd += ["--dtype", "float32", "--repeats", "1", "--kinds", "lightning", "nala", "--out", str(tmp_path)]
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "not measured: sdpa-flash, sdpa-cudnn, fla: CUDA only" in result.stdout
+    assert "targets met" in result.stdout
+    data = json.loads((tmp_path / "kernels-peers-cpu.json").read_text())
+    assert {"gpu", "torch", "triton", "copy_TBps", "rows", "targets"} <= set(data)
+    got = {(r["impl"], r["kind"], r["N"], r["causal"]) for r in data["rows"]}
+    expected = {(impl, "lightning", 32, c) for impl in ("ours", "reference") for c in (False, True)}
+    expected |= {("ours", "nala", 32, False), ("reference", "nala", 32, False)}
+    assert got == expected
+    assert all(r["fwd_ms"] > 0 and r["fwd_bwd_ms"] > 0 for r in data["rows"])
+    assert (tmp_path / "kernels-peers-cpu.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_peer_targets_are_judged_on_the_right_ratios():
+    from kernels.bench_peers import PeerRow, evaluate
+
+    rows = [
+        PeerRow("ours", "lightning", 4096, True, 2.0, 5.0),
+        PeerRow("fla", "lightning", 4096, True, 1.0, 5.0),
+        PeerRow("sdpa-flash", "softmax", 4096, True, 4.0, 4.0),
+        PeerRow("ours", "nala", 4096, False, 1.0, 3.0),
+        PeerRow("reference", "nala", 4096, False, 2.0, 9.0),
+        PeerRow("ours", "mala", 4096, False, 2.0, 3.0),
+    ]
+    targets = {t["target"]: (round(t["value"], 6), t["ok"]) for t in evaluate(rows, floor=lambda n: 0.6)}
+    assert targets["causal lightning fwd / fla"] == (2.0, False)  # bound 1.25
+    assert targets["causal lightning fwd+bwd / fla"] == (1.0, True)
+    assert targets["causal lightning fwd / SDPA flash causal"] == (0.5, True)
+    assert targets["causal lightning fwd+bwd / SDPA flash causal"] == (1.25, False)
+    assert targets["nala fwd: share of the I/O floor"] == (0.6, True)  # 0.6 ms floor / 1.0 ms
+    assert targets["mala fwd: share of the I/O floor"] == (0.3, False)
+    assert targets["nala fwd+bwd speed-up over our reference"] == (3.0, True)
+    assert targets["nala bwd / mala bwd"] == (2.0, False)  # (3 - 1) / (3 - 2)
+    assert "causal norm fwd / fla" not in targets  # no rows to judge it on
