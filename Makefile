@@ -8,7 +8,7 @@ DEPS_HASH := $(shell cat pyproject.toml constraints.txt | sha256sum | cut -c1-16
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: setup system-deps test test-fast render bench demo screenshots lint clean
+.PHONY: setup system-deps test test-fast render bench bench-wheels demo screenshots lint clean
 
 setup: $(STAMP) system-deps
 
@@ -55,6 +55,10 @@ screenshots: setup
 
 bench: setup
 	$(PY) -m kernels.bench --device cpu
+
+# Wheels the GPU machine lacks for the peers benchmark (fla-core is pure Python): carry .bench-wheels there
+bench-wheels:
+	$(PYTHON) -m pip download --no-deps -q -d .bench-wheels fla-core einops
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # One run on a lent GPU machine: the Triton kernels' correctness on the device, then the benchmarks.
-#   OUT=gpu-out scripts/gpu_check.sh [tests] [check] [kernels] [nvs] [causal] [vision]
+#   OUT=gpu-out scripts/gpu_check.sh [tests] [check] [peers] [kernels] [nvs] [causal] [vision]
 # Every stage has its own time limit, so a slow or broken stage leaves the others' results. Logs, JSON and
 # PNG land in $OUT/r/ and are packed into $OUT/results.tgz at the end; the last lines printed are a summary.
+# Triton's compile cache is packed into $OUT/triton-cache.tgz: carry it back (as triton-cache.tgz in the
+# repository root) so the next call measures instead of compiling. `make bench-wheels` downloads the peers'
+# wheels (fla-core, einops) into .bench-wheels/: carry that folder too, and they are installed for the run.
 set -u
 OUT=${OUT:-gpu-out}
 R=$OUT/r
@@ -12,6 +15,11 @@ unset TRITON_INTERPRET
 PY=${PY:-python3}
 SUMMARY=$OUT/summary.txt
 : >"$SUMMARY"
+export TRITON_CACHE_DIR=$PWD/.triton-cache
+[ -f triton-cache.tgz ] && tar xzf triton-cache.tgz
+if compgen -G ".bench-wheels/*.whl" >/dev/null; then
+    $PY -m pip install -q --no-deps --target .bench-site .bench-wheels/*.whl && export PYTHONPATH=$PYTHONPATH:$PWD/.bench-site
+fi
 
 stage() {  # stage NAME LIMIT_S COMMAND...: run with a time limit, log to $R/NAME.log, note rc and seconds
     local name=$1 limit=$2 start=$SECONDS rc
@@ -42,12 +50,13 @@ export PY R
 # Stages to run (default: the first four, about 9 minutes on a fresh H200). Every stage is compile-bound on a fresh
 # machine, where Triton's cache is empty: the 2026-11-28 H200 run needed more than 130 s for the 105 kernel tests on 16
 # workers, and more than 180 s for the 26 checks of `--check` in one process, hence the per-kind processes below.
-STAGES=${*:-tests check kernels nvs}
+STAGES=${*:-tests check peers kernels nvs}
 for name in $STAGES; do
     case $name in
     tests) stage kernel-tests 200 $PY -m pytest tests/kernels/test_triton.py -v -n 16 -p no:cacheprovider \
         -p no:benchmark --timeout 150 --tb=short ;;
     check) stage kernels-check 150 bash -c check_each_kind ;;
+    peers) stage kernels-peers 240 $PY -m kernels.bench --device cuda --suite peers --out "$R" ;;
     kernels) stage kernels-full 150 $PY -m kernels.bench --device cuda --suite full --no-check --seq 1024 3136 16384 \
         --out "$R" ;;
     nvs) stage nvs-bench 50 $PY -m nvs.bench --device cuda --out "$R" ;;
@@ -58,8 +67,10 @@ for name in $STAGES; do
 done
 
 tar czf "$OUT/results.tgz" -C "$OUT" r
+tar czf "$OUT/triton-cache.tgz" .triton-cache 2>/dev/null
 echo "----- summary"
 grep -hE "FAILED|[0-9]+ (passed|failed)" "$R"/kernel-tests.log 2>/dev/null | cut -c1-300 | tail -n 12
 cat "$R"/kernels-check.log 2>/dev/null
 grep -hE "roofline|target|failed" "$R"/kernels-full.log 2>/dev/null
+grep -hE "MISSED|met$|targets met|not measured" "$R"/kernels-peers.log 2>/dev/null
 cat "$SUMMARY"
