@@ -60,9 +60,7 @@ def attention(
     if spec.causal:
         resolved["causal"] = causal
     if plan.path == "triton":
-        module, function = spec.triton.split(":")
-        fused = getattr(importlib.import_module(f"kernels.ops.{module}"), function)
-        return fused(q, k, v, **resolved)
+        return _import(spec.triton)(q, k, v, **resolved)
     return _run_reference(spec, q, k, v, resolved)
 
 
@@ -112,8 +110,8 @@ def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[st
         if blocker:
             raise ValueError(f"backend: 'triton' cannot run this call: {blocker}")
         return Plan("triton", "backend='triton' was requested")
-    if kind == "softmax":
-        return Plan("sdpa", "softmax on 'auto' uses torch SDPA (FlashAttention/cuDNN/memory-efficient kernels)")
+    if spec.sdpa:
+        return Plan("sdpa", f"{kind} on 'auto' uses torch SDPA (FlashAttention/cuDNN/memory-efficient kernels)")
     if _device_type(q) != "cuda":
         return Plan("reference", f"tensors on {q.device}: the fused kernels run on CUDA (the interpreter is for tests)")
     if blocker:
@@ -133,30 +131,26 @@ def _triton_blocker(spec, kind: str, q: Tensor, v: Tensor, resolved: dict[str, A
         return f"dtype {q.dtype}: the kernels take {_TRITON_DTYPES}"
     if max(q.shape[-1], v.shape[-1]) > MAX_TRITON_DIM:
         return f"head dims D={q.shape[-1]}, Dv={v.shape[-1]}: the kernels take at most {MAX_TRITON_DIM}"
-    if kind == "soft":
-        m = (
-            min(resolved["num_landmarks"], v.shape[-2])
-            if resolved["landmarks"] is None
-            else resolved["landmarks"].shape[-2]
-        )
-        if m > MAX_TRITON_DIM:
-            return f"{m} landmarks: the kernel holds at most {MAX_TRITON_DIM}"
-    for name in ("slopes", "rope"):
-        value = resolved.get(name)
+    for name, value in resolved.items():
         tensors = value if isinstance(value, tuple) else (value,)
-        if any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
-            return f"{name} requires grad: the fused kernels differentiate q, k and v (and landmarks) only"
-    from .ops.triton_utils import SMALLEST_SHARED_MEMORY, shared_memory_limit
+        if name not in spec.differentiable and any(isinstance(t, Tensor) and t.requires_grad for t in tensors):
+            differentiated = ", ".join(("q, k and v", *spec.differentiable))
+            return f"{name} requires grad: the fused kernels differentiate {differentiated} only"
+    from .ops.common.triton_utils import SMALLEST_SHARED_MEMORY, shared_memory_limit
 
     if (limit := shared_memory_limit(q.device)) < SMALLEST_SHARED_MEMORY:
         return (
             f"this GPU gives a block {limit} bytes of shared memory; the kernels' tiles need {SMALLEST_SHARED_MEMORY}"
         )
-    if spec.triton.startswith("linear_triton:") and not causal:  # causal norm runs the decayed scan instead
-        from .ops.linear_triton import unfit_reason
-
-        return unfit_reason(q, v)
+    if spec.triton_limits:
+        return _import(spec.triton_limits)(q, v, resolved, causal)
     return None
+
+
+def _import(path: str):
+    """A function named "module:function" under kernels/ops."""
+    module, function = path.split(":")
+    return getattr(importlib.import_module(f"kernels.ops.{module}"), function)
 
 
 def _device_type(t: Tensor) -> str:
@@ -237,12 +231,14 @@ def _resolve_options(kind: str, spec, q: Tensor, k: Tensor, given: dict[str, Any
     if unknown:
         takes = tuple(spec.options) + (("scale",) if spec.scale else ())
         raise TypeError(f"{unknown[0]}: kind {kind!r} does not take this option; it takes {takes or 'none'}")
+    for first, second in spec.exclusive:
+        if given.get(first) is not None and given.get(second) is not None:
+            raise ValueError(f"{first}: give {first} or {second}, not both")
     resolved = {}
     for name, option in spec.options.items():
         value = given.get(name, option.default)
-        resolved[name] = value if value is None else option.check(value, q, k)
-    if kind == "sigmoid" and resolved["bias"] is None:
-        resolved["bias"] = -math.log(k.shape[-2])
-    if kind == "soft" and resolved["landmarks"] is not None and "num_landmarks" in given:
-        raise ValueError("num_landmarks: give num_landmarks or landmarks, not both")
+        if value is not None:
+            resolved[name] = option.check(value, q, k)
+        else:
+            resolved[name] = option.fallback(q, k) if option.fallback else None
     return resolved

@@ -274,7 +274,7 @@ def run_suite(suite, device: torch.device, out: Path, device_label: str, kinds=N
     import triton
 
     from .bench import measure_roofline, write_atomic
-    from .ops.triton_utils import interpreting
+    from .ops.common.triton_utils import interpreting
 
     dtype = getattr(torch, suite.dtype)
     copy_tbps = measure_roofline(device, dtype)["copy_tbps"]

@@ -1,7 +1,10 @@
-"""What each attention kind is: its reference function, the options it takes and the forms it has."""
+"""What each attention kind is: its reference function, its fused path, the options it takes and the forms it has.
+The one place that knows the kinds: kernels.attention, the benchmarks, the tests and scripts read this table, so a
+new kind is its folder under kernels/ops/ and one entry here."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +23,13 @@ from .ops.softmax.reference import softmax_attention
 @dataclass(frozen=True)
 class Option:
     default: Any
-    check: Callable
+    check: Callable  # (value, q, k) -> the value resolved, or an error naming the option
+    fallback: Callable | None = None  # (q, k) -> the value used when the option is None
+
+
+def _log_keys(q, k) -> float:
+    """FlashSigmoid's default bias, −ln(Nk)."""
+    return -math.log(k.shape[-2])
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,12 @@ class Kind:
     scale: bool  # takes `scale` (default D^-1/2)
     quadratic: bool = False  # a weight per (query, key) pair: time and reference memory grow with Nq·Nk
     options: Mapping[str, Option] = field(default_factory=dict)
-    triton: str | None = None  # "module:function" of the fused path, imported on first use
+    exclusive: tuple[tuple[str, str], ...] = ()  # pairs of options that cannot both be given
+    triton: str | None = None  # "module:function" under kernels/ops of the fused path, imported on first use
+    # "module:function" (q, v, options, causal) -> why the fused path cannot run this call, or None
+    triton_limits: str | None = None
+    differentiable: tuple[str, ...] = ()  # tensor options the fused path differentiates (beside q, k, v)
+    sdpa: bool = False  # backend "auto" runs torch's scaled_dot_product_attention (same formula)
 
 
 CHUNK = Option(64, opt.integer("chunk_size", 1))
@@ -39,7 +53,13 @@ ROPE = Option(None, opt.rope)
 
 KIND_TABLE: dict[str, Kind] = {
     "softmax": Kind(
-        softmax_attention, causal=True, cross=True, scale=True, quadratic=True, triton="flash_triton:softmax_attention"
+        softmax_attention,
+        causal=True,
+        cross=True,
+        scale=True,
+        quadratic=True,
+        triton="softmax.triton:softmax_attention",
+        sdpa=True,
     ),
     "sigmoid": Kind(
         sigmoid_attention,
@@ -47,8 +67,8 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=True,
         quadratic=True,
-        options={"bias": Option(None, opt.real("bias"))},
-        triton="flash_triton:sigmoid_attention",
+        options={"bias": Option(None, opt.real("bias"), fallback=_log_keys)},
+        triton="sigmoid.triton:sigmoid_attention",
     ),
     "nala": Kind(
         nala_attention,
@@ -56,7 +76,8 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=False,
         options={"rope": ROPE},
-        triton="linear_triton:nala_attention",
+        triton="nala.triton:nala_attention",
+        triton_limits="common.linear:unfit_reason",
     ),
     "mala": Kind(
         mala_attention,
@@ -64,7 +85,8 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=True,
         options={"rope": ROPE},
-        triton="linear_triton:mala_attention",
+        triton="mala.triton:mala_attention",
+        triton_limits="common.linear:unfit_reason",
     ),
     "norm": Kind(
         norm_attention,
@@ -72,7 +94,8 @@ KIND_TABLE: dict[str, Kind] = {
         cross=True,
         scale=False,
         options={"feature_map": Option("elu1", opt.choice("feature_map", tuple(FEATURE_MAPS))), "chunk_size": CHUNK},
-        triton="linear_triton:norm_attention",
+        triton="norm.triton:norm_attention",
+        triton_limits="norm.triton:unfit_reason",
     ),
     "lightning": Kind(
         lightning_attention,
@@ -92,7 +115,10 @@ KIND_TABLE: dict[str, Kind] = {
             "newton_iters": Option(20, opt.integer("newton_iters", 0)),
             "landmarks": Option(None, opt.landmarks),
         },
+        exclusive=(("num_landmarks", "landmarks"),),
         triton="soft.triton:soft_attention",
+        triton_limits="soft.triton:unfit_reason",
+        differentiable=("landmarks",),
     ),
     "local": Kind(
         local_attention,
@@ -101,6 +127,6 @@ KIND_TABLE: dict[str, Kind] = {
         scale=True,
         quadratic=True,
         options={"block_size": Option(64, opt.integer("block_size", 1))},
-        triton="flash_triton:local_attention",
+        triton="local.triton:local_attention",
     ),
 }

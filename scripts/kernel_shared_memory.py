@@ -34,7 +34,7 @@ def record(kinds: list[str], d: int, dv: int, dtype: str, n: int, out: Path) -> 
     from triton.runtime.jit import JITFunction
 
     import kernels
-    from kernels.ops import triton_utils
+    from kernels.ops.common import triton_utils
     from kernels.registry import KIND_TABLE
 
     launches = {}
@@ -128,19 +128,25 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--arch", type=int, default=90, choices=sorted(LIMITS))
     p.add_argument(
-        "--kinds", nargs="+", default=["softmax", "sigmoid", "nala", "mala", "norm", "lightning", "soft", "local"]
+        "--kinds",
+        nargs="+",
+        help="kinds to compile (default: every kind with a fused kernel, from kernels/registry.py)",
     )
     p.add_argument("--dims", nargs=2, type=int, default=[128, 128], metavar=("D", "DV"))
     p.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     p.add_argument("--tokens", type=int, default=70)
     p.add_argument("--record", type=Path, help=argparse.SUPPRESS)  # internal: the interpreter-side half
     a = p.parse_args(argv)
+    if not a.kinds:
+        from kernels.registry import KIND_TABLE
+
+        a.kinds = [kind for kind, spec in KIND_TABLE.items() if spec.triton]
     if a.record:
         record(a.kinds, *a.dims, a.dtype, a.tokens, a.record)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "launches.json"
-        # the wrappers pick their tiles for this much shared memory (kernels/ops/triton_utils.py)
+        # the wrappers pick their tiles for this much shared memory (kernels/ops/common/triton_utils.py)
         env = dict(os.environ, TRITON_INTERPRET="1", PYTHONPATH=str(ROOT), KERNELS_SHARED_MEMORY=str(LIMITS[a.arch]))
         args = [sys.executable, __file__, "--kinds", *a.kinds, "--dims", *map(str, a.dims), "--dtype", a.dtype]
         subprocess.run([*args, "--tokens", str(a.tokens), "--record", str(path)], env=env, check=True)

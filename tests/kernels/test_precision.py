@@ -6,14 +6,13 @@ import triton
 import triton.language as tl
 
 import kernels
-from kernels.ops.triton_utils import dot_mode, mm
+from kernels.ops.common.triton_utils import dot_mode, mm
+from kernels.registry import KIND_TABLE
 
 from .inputs import make_qkv
 from .naive import rel_rms
 
-FORMS = [(kind, False) for kind in kernels.KINDS] + [
-    (kind, True) for kind in ("softmax", "sigmoid", "norm", "lightning", "local")
-]
+FORMS = [(kind, causal) for kind, spec in KIND_TABLE.items() for causal in (False, True)[: 1 + spec.causal]]
 LOW = [torch.float16, torch.bfloat16]
 
 

@@ -8,6 +8,7 @@ import torch
 import kernels
 from kernels.ops.lightning.reference import alibi_slopes
 from kernels.ops.soft.reference import newton_schulz_pinv
+from kernels.registry import KIND_TABLE
 
 from . import naive
 from .inputs import make_qkv, rope_angles
@@ -25,7 +26,7 @@ CROSS_SHAPES = [
     (2, 2, 7, 64, 64, 16),
     (2, 1, 1, 7, 128, 24),
 ]
-CAUSAL_KINDS = ("softmax", "sigmoid", "norm", "lightning", "local")
+CAUSAL_KINDS = tuple(kind for kind, spec in KIND_TABLE.items() if spec.causal)
 CROSS_KINDS = tuple(k for k in kernels.KINDS if k != "local")
 
 

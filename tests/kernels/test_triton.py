@@ -15,7 +15,7 @@ from .naive import rel_rms
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 FUSED = tuple(kind for kind, spec in KIND_TABLE.items() if spec.triton)
-CAUSAL = {"softmax", "sigmoid", "norm", "lightning", "local"}
+CAUSAL = {kind for kind, spec in KIND_TABLE.items() if spec.causal}
 
 # (B, H, Nq, Nk, D, Dv): every D in {16, 32, 64, 128}, tails that are not block multiples, Nq != Nk.
 SHAPES = [

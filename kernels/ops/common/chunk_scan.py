@@ -24,7 +24,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..triton_utils import (
+from .triton_utils import (
     AMPERE_SHARED_MEMORY,
     block_dim,
     dot_mode,

@@ -15,7 +15,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
+from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
 from .reference import gaussian_kernel, newton_schulz_pinv, segment_means
 
 
@@ -330,6 +330,16 @@ class GaussApply(torch.autograd.Function):
         dw = _reduce_rows(x, lm, dout)
         dx, dl = _grad_rows(x, lm, dout, w)
         return dx, dl, dw
+
+
+MAX_LANDMARKS = 128
+
+
+def unfit_reason(q: Tensor, v: Tensor, options: dict, causal: bool) -> str | None:
+    """The kernels hold every landmark of a row tile at once."""
+    given = options["landmarks"]
+    m = min(options["num_landmarks"], v.shape[-2]) if given is None else given.shape[-2]
+    return f"{m} landmarks: the kernel holds at most {MAX_LANDMARKS}" if m > MAX_LANDMARKS else None
 
 
 def soft_attention(

@@ -1,4 +1,4 @@
-"""Two-pass Triton kernels for non-causal linear attention: `nala`, `mala` and non-causal `norm`.
+"""The two-pass linear engine: Triton kernels for non-causal linear attention, `nala`, `mala` and non-causal `norm`.
 
 Pass 1 streams the keys once and reduces, in fp32, the D×Dv state Σ ψ(k_j)v_jᵀ and the normaliser
 Σ φ(k_j) (φ: the kind's feature map, ψ: φ rotated by RoPE when given); pass 2 applies them to each
@@ -30,14 +30,14 @@ from .triton_utils import (
     wide_dot_mode,
 )
 
-NALA, MALA, NORM = 0, 1, 2
-ELU1, RELU = 0, 1
+MODES = ("nala", "mala", "norm")  # which query/key feature maps and output formula
+FEATURES = ("elu1", "relu")  # the feature map φ of mala and norm
 EPS = 1e-6
 
 
 @triton.jit
 def _phi(x, FEATURE: tl.constexpr):
-    if FEATURE == 0:
+    if FEATURE == "elu1":
         return tl.where(x > 0, x + 1.0, tl.exp(tl.minimum(x, 0.0)))
     else:
         return tl.maximum(x, 0.0)
@@ -45,7 +45,7 @@ def _phi(x, FEATURE: tl.constexpr):
 
 @triton.jit
 def _phi_grad(x, FEATURE: tl.constexpr):
-    if FEATURE == 0:
+    if FEATURE == "elu1":
         return tl.where(x > 0, 1.0, tl.exp(tl.minimum(x, 0.0)))
     else:
         return tl.where(x > 0, 1.0, 0.0)
@@ -119,7 +119,7 @@ def _state_fwd(
     inv_nk,
     SPLITS,
     DOT: tl.constexpr,
-    KIND: tl.constexpr,
+    MODE: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -148,7 +148,7 @@ def _state_fwd(
             kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
             sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
             cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
-        if KIND == 0:
+        if MODE == "nala":
             k3 = k * k * k
             f_a = tl.maximum(k3, 0.0)
             f_b = tl.maximum(-k3, 0.0)
@@ -158,7 +158,7 @@ def _state_fwd(
                 kp3 = kp * kp * kp
                 psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
                 psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
-            s_b += mm(tl.trans(psi_b), v, DOT)
+            s_b += mm(tl.trans(psi_b), v, DOT)  # [D, N] @ [N, Dv]
             z_b += tl.sum(f_b, 0)
         else:
             f_a = tl.where(valid, _phi(k, FEATURE), 0.0)
@@ -166,7 +166,7 @@ def _state_fwd(
             if ROPE:
                 psi_a = _rope(f_a, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
             v_sum += tl.sum(v, 0)
-        s_a += mm(tl.trans(psi_a), v, DOT)
+        s_a += mm(tl.trans(psi_a), v, DOT)  # [D, N] @ [N, Dv]
         z_a += tl.sum(f_a, 0)
     base = pid_bh * SPLITS + split
     state = S_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
@@ -202,7 +202,7 @@ def _query_terms(
     D,
     DV,
     scale,
-    KIND: tl.constexpr,
+    MODE: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -261,7 +261,7 @@ def _apply_fwd(
     DV,
     scale,
     DOT: tl.constexpr,
-    KIND: tl.constexpr,
+    MODE: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -299,14 +299,14 @@ def _apply_fwd(
         D,
         DV,
         scale,
-        KIND,
+        MODE,
         FEATURE,
         ROPE,
         BLOCK_M,
         BLOCK_D,
         BLOCK_DV,
     )
-    if KIND == 0:
+    if MODE == "nala":
         n, p, t = _nala_query(q)
         f_a = _pow(tl.maximum(q, 0.0) / n[:, None], p)
         f_b = _pow(tl.maximum(-q, 0.0) / n[:, None], p)
@@ -316,15 +316,15 @@ def _apply_fwd(
         if ROPE:
             r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
             r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
-        num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)
+        num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)  # [M, D] @ [D, Dv], twice
         out = num / den[:, None]
     else:
         f = tl.where(valid, _phi(q, FEATURE), 0.0)
         r = f
         if ROPE:
             r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
-        num = mm(r, s_a, DOT)
-        if KIND == 1:
+        num = mm(r, s_a, DOT)  # [M, D] @ [D, Dv]
+        if MODE == "mala":
             z = scale * tl.sum(f * z_a[None, :], 1)
             out = (1.0 + 1.0 / (z + 1e-6))[:, None] * (scale * num) - z[:, None] * v_mean[None, :]
         else:
@@ -374,7 +374,7 @@ def _apply_bwd(
     SPLITS,
     DOT: tl.constexpr,
     WIDE: tl.constexpr,  # for mala's dState, whose dv cancels against its mean term
-    KIND: tl.constexpr,
+    MODE: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
     BLOCK_M: tl.constexpr,
@@ -420,7 +420,7 @@ def _apply_bwd(
             D,
             DV,
             scale,
-            KIND,
+            MODE,
             FEATURE,
             ROPE,
             BLOCK_M,
@@ -431,7 +431,7 @@ def _apply_bwd(
         sin_p = sin
         if ROPE:
             sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NQ, D)
-        if KIND == 0:
+        if MODE == "nala":
             n, p, t = _nala_query(q)
             u_a = tl.maximum(q, 0.0) / n[:, None]
             u_b = tl.maximum(-q, 0.0) / n[:, None]
@@ -443,20 +443,20 @@ def _apply_bwd(
             if ROPE:
                 r_a = _rope(f_a, _pow(tl.maximum(qp, 0.0) / n[:, None], p), sin, cos, sign)
                 r_b = _rope(f_b, _pow(tl.maximum(-qp, 0.0) / n[:, None], p), sin, cos, sign)
-            num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)
+            num = mm(r_a, s_a, DOT) + mm(r_b, s_b, DOT)  # [M, D] @ [D, Dv], twice
             d_num = g / den[:, None]
             d_den = -tl.sum(g * num, 1) / (den * den)
-            ds_a += mm(tl.trans(r_a), d_num, DOT)
-            ds_b += mm(tl.trans(r_b), d_num, DOT)
+            ds_a += mm(tl.trans(r_a), d_num, DOT)  # [D, M] @ [M, Dv]
+            ds_b += mm(tl.trans(r_b), d_num, DOT)  # [D, M] @ [M, Dv]
             dz_a += tl.sum(d_den[:, None] * f_a, 0)
             dz_b += tl.sum(d_den[:, None] * f_b, 0)
-            dr_a = mm(d_num, tl.trans(s_a), DOT)
-            dr_b = mm(d_num, tl.trans(s_b), DOT)
+            dr_a = mm(d_num, tl.trans(s_a), DOT)  # [M, Dv] @ [Dv, D]
+            dr_b = mm(d_num, tl.trans(s_b), DOT)  # [M, Dv] @ [Dv, D]
             if ROPE:
-                dr_a = _rope_t(dr_a, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)
+                dr_a = _rope_t(dr_a, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)  # [M, Dv] @ [Dv, D]
                 dr_b = _rope_t(
                     dr_b,
-                    mm(d_num, tl.trans(tl.load(sp_ptr + BLOCK_D * BLOCK_DV)), DOT),
+                    mm(d_num, tl.trans(tl.load(sp_ptr + BLOCK_D * BLOCK_DV)), DOT),  # [M, Dv] @ [Dv, D]
                     sin_p,
                     cos,
                     sign,
@@ -478,8 +478,8 @@ def _apply_bwd(
             r = f
             if ROPE:
                 r = _rope(f, tl.where(valid, _phi(qp, FEATURE), 0.0), sin, cos, sign)
-            num = mm(r, s_a, DOT)
-            if KIND == 1:
+            num = mm(r, s_a, DOT)  # [M, D] @ [D, Dv]
+            if MODE == "mala":
                 z = scale * tl.sum(f * z_a[None, :], 1)
                 inv = 1.0 / (z + 1e-6)
                 d_num = (1.0 + inv)[:, None] * g * scale
@@ -493,13 +493,13 @@ def _apply_bwd(
                 proj = tl.where(rms > 0, tl.sum(g * num, 1) * c * c / (DV * tl.maximum(rms, 1e-30)), 0.0)
                 d_num = c[:, None] * g - proj[:, None] * num
                 extra = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
-            if KIND == 1:
-                ds_a += mm(tl.trans(r), d_num, WIDE)
+            if MODE == "mala":
+                ds_a += mm(tl.trans(r), d_num, WIDE)  # [D, M] @ [M, Dv]
             else:
-                ds_a += mm(tl.trans(r), d_num, DOT)
-            dr = mm(d_num, tl.trans(s_a), DOT)
+                ds_a += mm(tl.trans(r), d_num, DOT)  # [D, M] @ [M, Dv]
+            dr = mm(d_num, tl.trans(s_a), DOT)  # [M, Dv] @ [Dv, D]
             if ROPE:
-                dr = _rope_t(dr, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)
+                dr = _rope_t(dr, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)  # [M, Dv] @ [Dv, D]
             dq = tl.where(valid, (dr + extra) * _phi_grad(q, FEATURE), 0.0)
         tl.store(
             DQ + b * sqb + h * sqh + rows[:, None] * sqn + offs_d[None, :] * sqd, dq.to(DQ.dtype.element_ty), mask=valid
@@ -546,7 +546,7 @@ def _state_bwd(
     DV,
     inv_nk,
     DOT: tl.constexpr,
-    KIND: tl.constexpr,
+    MODE: tl.constexpr,
     FEATURE: tl.constexpr,
     ROPE: tl.constexpr,
     BLOCK_N: tl.constexpr,
@@ -575,18 +575,18 @@ def _state_bwd(
         sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D)
         cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
     # dψ = v·dSᵀ (then Rᵀ), dφ = Rᵀdψ + dz, dv = ψ·dS; all scaled by 1/Nk (state and z are means).
-    dpsi_a = mm(v, tl.trans(ds_a), DOT)
+    dpsi_a = mm(v, tl.trans(ds_a), DOT)  # [N, Dv] @ [Dv, D]
     if ROPE:
-        dpsi_a = _rope_t(dpsi_a, mm(v, tl.trans(tl.load(dsp_ptr)), DOT), sin_p, cos, sign)
+        dpsi_a = _rope_t(dpsi_a, mm(v, tl.trans(tl.load(dsp_ptr)), DOT), sin_p, cos, sign)  # [N, Dv] @ [Dv, D]
     df_a = (dpsi_a + dz_a[None, :]) * inv_nk
-    if KIND == 0:
+    if MODE == "nala":
         ds_b = tl.load(ds_ptr + BLOCK_D * BLOCK_DV)
         dz_b = tl.load(DZ + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
-        dpsi_b = mm(v, tl.trans(ds_b), DOT)
+        dpsi_b = mm(v, tl.trans(ds_b), DOT)  # [N, Dv] @ [Dv, D]
         if ROPE:
             dpsi_b = _rope_t(
                 dpsi_b,
-                mm(v, tl.trans(tl.load(dsp_ptr + BLOCK_D * BLOCK_DV)), DOT),
+                mm(v, tl.trans(tl.load(dsp_ptr + BLOCK_D * BLOCK_DV)), DOT),  # [N, Dv] @ [Dv, D]
                 sin_p,
                 cos,
                 sign,
@@ -602,15 +602,15 @@ def _state_bwd(
             psi_a = _rope(f_a, tl.maximum(kp3, 0.0), sin, cos, sign)
             psi_b = _rope(f_b, tl.maximum(-kp3, 0.0), sin, cos, sign)
         dk = 3.0 * k * k * (tl.where(k > 0, df_a, 0.0) - tl.where(k < 0, df_b, 0.0))
-        dv = (mm(psi_a, ds_a, DOT) + mm(psi_b, ds_b, DOT)) * inv_nk
+        dv = (mm(psi_a, ds_a, DOT) + mm(psi_b, ds_b, DOT)) * inv_nk  # [N, D] @ [D, Dv], twice
     else:
         f = tl.where(valid, _phi(k, FEATURE), 0.0)
         psi = f
         if ROPE:
             psi = _rope(f, tl.where(valid, _phi(kp, FEATURE), 0.0), sin, cos, sign)
         dk = tl.where(valid, df_a * _phi_grad(k, FEATURE), 0.0)
-        dv = mm(psi, ds_a, DOT) * inv_nk
-        if KIND == 1:
+        dv = mm(psi, ds_a, DOT) * inv_nk  # [N, D] @ [D, Dv]
+        if MODE == "mala":
             dv += tl.load(DVS + pid_bh * BLOCK_DV + offs_dv)[None, :] * inv_nk
     tl.store(
         DK + b * skb + h * skh + rows[:, None] * skn + offs_d[None, :] * skd, dk.to(DK.dtype.element_ty), mask=valid
@@ -638,7 +638,7 @@ def token_tiling(block_d: int, block_dv: int, itemsize: int, shared_memory: int)
     return tokens, 3
 
 
-def unfit_reason(q: Tensor, v: Tensor) -> str | None:
+def unfit_reason(q: Tensor, v: Tensor, options: dict | None = None, causal: bool = False) -> str | None:
     """Why the kernels' states do not fit q's GPU, or None when they do."""
     limit = shared_memory_limit(q.device)
     if token_tiling(block_dim(q.shape[-1]), block_dim(v.shape[-1]), q.element_size(), limit) is None:
@@ -650,8 +650,10 @@ def unfit_reason(q: Tensor, v: Tensor) -> str | None:
 
 
 class LinearAttention(torch.autograd.Function):
+    """mode: one of MODES, feature: one of FEATURES (mala, norm); sin, cos: RoPE angles [B, H, N, D] or None."""
+
     @staticmethod
-    def forward(ctx, q, k, v, sin, cos, kind: int, feature: int, scale: float):
+    def forward(ctx, q, k, v, sin, cos, mode: str, feature: str, scale: float):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
@@ -662,13 +664,13 @@ class LinearAttention(torch.autograd.Function):
         rope = sin is not None
         if not rope:
             sin = cos = q  # placeholders, never read
-        inv_nk = 1.0 if kind == NORM else 1.0 / NK
+        inv_nk = 1.0 if mode == "norm" else 1.0 / NK
         splits = reduction_splits(B * H, triton.cdiv(NK, block), q.device)
         f32 = torch.float32
         s_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
         z_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
         vs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
+        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         _state_fwd[(B * H, splits)](
             k,
             v,
@@ -719,17 +721,17 @@ class LinearAttention(torch.autograd.Function):
             **flags,
         )
         ctx.save_for_backward(q, k, v, sin, cos, state, z, v_mean)
-        ctx.args = (kind, feature, scale, rope, block, stages, inv_nk)
+        ctx.args = (mode, feature, scale, rope, block, stages, inv_nk)
         return out
 
     @staticmethod
     def backward(ctx, dout):
         q, k, v, sin, cos, state, z, v_mean = ctx.saved_tensors
-        kind, feature, scale, rope, block, stages, inv_nk = ctx.args
+        mode, feature, scale, rope, block, stages, inv_nk = ctx.args
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        flags = dict(KIND=kind, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
+        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         splits = reduction_splits(B * H, triton.cdiv(NQ, block), q.device)
         f32 = torch.float32
         ds_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
@@ -797,33 +799,11 @@ class LinearAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None, None
 
 
-def _rope_views(rope, q: Tensor):
+def rope_views(rope, q: Tensor):
+    """(sin, cos) as fp32 views of q's shape, or (None, None) without RoPE."""
     if rope is None:
         return None, None
     return tuple(t.to(torch.float32).expand(q.shape) for t in rope)
 
 
-def nala_attention(q: Tensor, k: Tensor, v: Tensor, *, rope=None) -> Tensor:
-    return LinearAttention.apply(q, k, v, *_rope_views(rope, q), NALA, ELU1, 1.0)
-
-
-def mala_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float, rope=None) -> Tensor:
-    return LinearAttention.apply(q, k, v, *_rope_views(rope, q), MALA, ELU1, scale)
-
-
-def norm_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map: str, chunk_size: int) -> Tensor:
-    """TransNormer NormAttention. Non-causal: the two-pass kernel with φ and the RMSNorm fused.
-    Causal: φ in PyTorch, then the decayed scan with no decay, then the Triton RMSNorm."""
-    feature = ELU1 if feature_map == "elu1" else RELU
-    if not causal:
-        return LinearAttention.apply(q, k, v, None, None, NORM, feature, 1.0)
-    from .common.chunk_scan import DecayedLinearAttention
-    from .norm.reference import FEATURE_MAPS
-    from .rms_norm_triton import simple_rms_norm
-
-    phi = FEATURE_MAPS[feature_map]
-    no_decay = torch.zeros(q.shape[1], device=q.device)
-    return simple_rms_norm(DecayedLinearAttention.apply(phi(q), phi(k), v, no_decay, True))
-
-
-__all__ = ["LinearAttention", "mala_attention", "nala_attention", "norm_attention"]
+__all__ = ["FEATURES", "MODES", "LinearAttention", "rope_views", "token_tiling", "unfit_reason"]

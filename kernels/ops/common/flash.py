@@ -1,4 +1,4 @@
-"""FlashAttention-style tiled Triton kernels for the kinds with an explicit weight per (query, key):
+"""The flash-tiling engine: tiled Triton kernels for the kinds with an explicit weight per (query, key):
 softmax (online max and sum), sigmoid (FlashSigmoid: independent weights, no running statistics) and
 local (softmax with the block mask fused, so only the diagonal blocks are visited).
 
@@ -27,7 +27,7 @@ from .triton_utils import (
     strides,
 )
 
-SOFTMAX, SIGMOID = 0, 1
+MODES = ("softmax", "sigmoid")  # the weights: online softmax, or independent sigmoids
 
 
 @triton.jit
@@ -155,9 +155,9 @@ def _flash_fwd(
             other=0.0,
         )
         v = _compute(v, F32)
-        s = mm(q, tl.trans(k), DOT)
+        s = mm(q, tl.trans(k), DOT)  # [M, D] @ [D, N]
         ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
-        if MODE == 0:
+        if MODE == "softmax":
             s = tl.where(ok, s * (scale * 1.4426950408889634), float("-inf"))
             m_new = tl.maximum(m_i, tl.max(s, 1))
             m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
@@ -168,8 +168,8 @@ def _flash_fwd(
             m_i = m_new
         else:
             p = tl.where(ok, tl.sigmoid(s * scale + bias), 0.0)
-        acc += mm(p, v, DOT)
-    if MODE == 0:
+        acc += mm(p, v, DOT)  # [M, N] @ [N, Dv]
+    if MODE == "softmax":
         l_safe = tl.where(l_i == 0.0, 1.0, l_i)
         acc = acc / l_safe[:, None]
         tl.store(LSE + pid_bh * NQ + offs_m, m_i + tl.log2(l_safe), mask=offs_m < NQ)
@@ -217,10 +217,10 @@ def _weights_and_grad(
     DOT: tl.constexpr,
 ):
     """Recompute the weight tile P and the gradient of the pre-activation scores dS."""
-    s = mm(q, tl.trans(k), DOT)
+    s = mm(q, tl.trans(k), DOT)  # [M, D] @ [D, N]
     ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
-    dp = mm(do, tl.trans(v), DOT)
-    if MODE == 0:
+    dp = mm(do, tl.trans(v), DOT)  # [M, Dv] @ [Dv, N]
+    if MODE == "softmax":
         p = tl.where(ok, tl.exp2(s * (scale * 1.4426950408889634) - lse[:, None]), 0.0)
         ds = p * (dp - delta[:, None])
     else:
@@ -318,8 +318,8 @@ def _flash_bwd_dkdv(
         )
         p = tl.where(row[:, None], p, 0.0)
         ds = tl.where(row[:, None], ds, 0.0)
-        dv += mm(tl.trans(p), do, DOT)
-        dk += mm(tl.trans(ds), q, DOT)
+        dv += mm(tl.trans(p), do, DOT)  # [N, M] @ [M, Dv]
+        dk += mm(tl.trans(ds), q, DOT)  # [N, M] @ [M, D]
     mask_k = (offs_n[:, None] < NK) & (offs_d[None, :] < D)
     tl.store(
         DK + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
@@ -418,7 +418,7 @@ def _flash_bwd_dq(
         p, ds = _weights_and_grad(
             q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL, DOT
         )
-        dq += mm(ds, k, DOT)
+        dq += mm(ds, k, DOT)  # [M, N] @ [N, D]
     tl.store(
         DQ + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
         (dq * scale).to(DQ.dtype.element_ty),
@@ -453,10 +453,10 @@ def _tiles(q: Tensor, v: Tensor) -> tuple[dict, dict, dict]:
 
 
 class FlashAttention(torch.autograd.Function):
-    """mode: SOFTMAX or SIGMOID; local_block > 0 restricts attention to contiguous blocks."""
+    """mode: one of MODES; local_block > 0 restricts attention to contiguous blocks."""
 
     @staticmethod
-    def forward(ctx, q, k, v, mode: int, causal: bool, scale: float, bias: float, local_block: int):
+    def forward(ctx, q, k, v, mode: str, causal: bool, scale: float, bias: float, local_block: int):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         cfg = _tiles(q, v)[0]
@@ -501,7 +501,7 @@ class FlashAttention(torch.autograd.Function):
         _, dkdv_cfg, dq_cfg = _tiles(q, v)
         dout = dout.contiguous()
         delta = new_empty(B, H, NQ, like=q, dtype=torch.float32)
-        if mode == SOFTMAX:
+        if mode == "softmax":
             _row_dot[(triton.cdiv(NQ, 64), B * H)](
                 out, dout, delta, *strides(out), *strides(dout), H, NQ, DV, BLOCK_M=64, BLOCK_DV=dq_cfg["BLOCK_DV"]
             )
@@ -519,16 +519,4 @@ class FlashAttention(torch.autograd.Function):
         return dq, dk, dv, None, None, None, None, None
 
 
-def softmax_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float) -> Tensor:
-    return FlashAttention.apply(q, k, v, SOFTMAX, causal, scale, 0.0, 0)
-
-
-def sigmoid_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float, bias: float) -> Tensor:
-    return FlashAttention.apply(q, k, v, SIGMOID, causal, scale, bias, 0)
-
-
-def local_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, scale: float, block_size: int) -> Tensor:
-    return FlashAttention.apply(q, k, v, SOFTMAX, causal, scale, 0.0, min(block_size, q.shape[-2]))
-
-
-__all__ = ["LOG2E", "FlashAttention", "local_attention", "sigmoid_attention", "softmax_attention"]
+__all__ = ["LOG2E", "MODES", "FlashAttention"]
