@@ -158,8 +158,9 @@ def test_bad_uploads_show_a_message_and_the_server_stays_up(client, tmp_path, ca
     Image.new("L", (8000, 6000), 128).save(tmp_path / "canvas.png")  # 48 megapixels in a few kB
     with pytest.raises(Exception, match=message) as raised:
         call(client, tmp_path)
-    shown = str(raised.value)
-    assert str(tmp_path) not in shown and "/tmp/" not in shown and "gradio/" not in shown  # no server paths
+    shown = str(raised.value)  # the upload limit is checked by the client, naming the user's own file
+    server_folders = (f"{tempfile.gettempdir()}/gradio", "lavis3d-demo-")  # Gradio's uploads, the demo's work
+    assert not any(folder in shown for folder in server_folders), shown
     check_novel_views(novel_views(client, PHOTO, views=1), views=1)  # still serving
 
 
@@ -189,7 +190,9 @@ def test_messages_keep_file_names_and_drop_server_folders():
 @pytest.mark.slow
 def test_twenty_concurrent_novel_view_requests_all_succeed(url):
     clients = [Client(url, verbose=False) for _ in range(4)]
-    jobs = [clients[i % 4].submit(handle_file(str(PHOTO)), 5.0 * i, 2.2, 2, api_name="/novel_views") for i in range(20)]
+    jobs = [
+        clients[i % 4].submit(handle_file(str(PHOTO)), 9.0 * i - 90, 2.2, 2, api_name="/novel_views") for i in range(20)
+    ]
     for job in jobs:  # submitted together: the server queues them, two at a time
         check_novel_views(job.result(timeout=600), views=2)
 
