@@ -269,13 +269,13 @@ def build(demo: Demo):
                 with gr.Column(scale=2):
                     status = gr.Markdown(elem_id="nvs-status")
                     gallery = gr.Gallery(label="Novel views", columns=4, elem_id="nvs-views", format="png")
-                    video = gr.Video(label="Orbit", elem_id="nvs-orbit", autoplay=True, loop=True)
                     depth = gr.Gallery(
                         label="Depth", columns=4, object_fit="contain", elem_id="nvs-depth", format="png"
                     )
                     with gr.Row():
-                        mesh = gr.Model3D(label="Mesh", elem_id="nvs-mesh", clear_color=(1, 1, 1, 1))
-                        files = gr.File(label="Download mesh and points", file_count="multiple")
+                        video = gr.Video(label="Orbit", elem_id="nvs-orbit", autoplay=True, loop=True, height=320)
+                        mesh = gr.Model3D(label="Mesh", elem_id="nvs-mesh", clear_color=(1, 1, 1, 1), height=320)
+                    files = gr.File(label="Download mesh and points", file_count="multiple")
             run.click(
                 shown(demo.novel_views),
                 inputs=[photo, elevation, radius, views],
