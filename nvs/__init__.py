@@ -12,6 +12,7 @@ running the command module never finds itself already imported by the package.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import TYPE_CHECKING, Any
 
 # public name -> the submodule that defines it
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `nvs.<module>` works
+            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
         raise AttributeError(f"module 'nvs' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value  # later look-ups skip this function

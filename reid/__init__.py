@@ -13,6 +13,7 @@ running the command module never finds itself already imported by the package.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,8 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `reid.<module>` works
+            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
         raise AttributeError(f"module 'reid' has no attribute {name!r}")
     module = importlib.import_module(f".{_LAZY[name]}", __name__)
     value = getattr(module, name)
