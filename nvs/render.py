@@ -134,10 +134,9 @@ def unique_stems(paths: list[Path]) -> list[str]:
 
 def render_all(args: argparse.Namespace, say) -> int:
     """Every photo into args.out/<stem>/, one at a time; returns how many failed. `say(line, error)` reports."""
-    import torch  # noqa: F401  (imported here, after the arguments were checked)
     from tqdm import tqdm
 
-    from . import outputs
+    from . import outputs  # torch and the model: imported only now that the arguments are known to be good
 
     name = prog()
     try:

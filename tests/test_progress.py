@@ -84,3 +84,14 @@ def test_photo_rendering_and_gallery_search(tmp_path, capsys, monkeypatch):
     assert bar_lines(capsys.readouterr().err, "embedding")[-1].startswith("embedding: 100%|")
     assert search.main(["--query", str(photo), "--gallery", str(gallery), "--out", str(out), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_scene_generation_before_training(tmp_path, capsys, monkeypatch):
+    from nvs.data.datamodule import NViSTData
+
+    spec = {"scenes": 2, "views": 2, "size": 8, "seed": 0}
+    NViSTData(root=str(tmp_path / "quiet"), generate=spec).prepare_data()
+    assert capsys.readouterr().err == ""  # not a terminal: no bar
+    as_terminal(monkeypatch)
+    NViSTData(root=str(tmp_path / "shown"), generate=spec).prepare_data()
+    assert bar_lines(capsys.readouterr().err, "rendering scenes")[-1].startswith("rendering scenes: 100%|")
