@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import atexit
 import functools
+import os
+import re
 import shutil
 import sys
 import tempfile
@@ -37,6 +39,12 @@ EXAMPLE_QUERIES = sorted((ASSETS / "reid_queries").glob("*.jpg"))
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MAX_PIXELS = 40_000_000
 BUNDLED, UPLOADED = "bundled synthetic gallery", "uploaded zip of images"
+DEFAULT_ELEVATION = 0.0  # the same as python -m nvs.render's --elevation
+# Captions in full (Gradio cuts them to one line with an ellipsis), and whole depth maps in their gallery.
+CSS = """
+#reid-matches .caption-label { white-space: normal; max-width: 100%; overflow: visible; text-overflow: clip; }
+#nvs-depth .thumbnail-item img, #nvs-views .thumbnail-item img { object-fit: contain; }
+"""
 
 
 Upload = dict | str | Path | None  # a FileData dict from Gradio, or a path
@@ -102,7 +110,7 @@ class Demo:
                 points=True,
             )
         except nvs.InputError as error:
-            raise UserError(f"This file cannot be used as a photo: {error}.") from error
+            raise UserError(f"This file cannot be used as a photo: {hide_paths(str(error))}.") from error
         except ValueError as error:  # an option out of range
             raise UserError(str(error)) from error
         n = len(summary["cameras"]["views"])
@@ -114,8 +122,10 @@ class Demo:
         notes += [f"warning: {w}" for w in summary["warnings"]]
         return view_files, str(out / "orbit.mp4"), depth_files, mesh, downloads, "\n\n".join(notes)
 
-    def reidentify(self, query: Upload, source: str, archive: Upload, topk: int):
-        """The top-k gallery images nearest the query, with their similarity and camera."""
+    def reidentify(self, query: Upload, source: str = BUNDLED, archive: Upload = None, topk: int = 10):
+        """The top-k gallery images nearest the query, with their similarity and camera. Only the query is
+        required (the defaults make the other parameters optional in Gradio's API too): without an archive, the
+        bundled gallery is searched."""
         query, archive = upload_path(query), upload_path(archive)
         if query is None:
             raise UserError("Upload a query image or pick an example first.")
@@ -123,7 +133,7 @@ class Demo:
         if not _is_image(query):
             raise UserError("The query is not a readable image.")
         notes = []
-        if source == UPLOADED:
+        if source == UPLOADED or (source is None and archive is not None):
             if archive is None:
                 raise UserError("Choose a zip of gallery images, or the bundled gallery.")
             gallery, skipped = self.unpack_gallery(archive, self._request_folder())
@@ -139,7 +149,7 @@ class Demo:
         for i, m in enumerate(matches, 1):
             similarity = 1.0 - m.distance**2 / 2  # embeddings are L2-normalised: cosine similarity
             camera = "?" if m.camera is None else str(m.camera)
-            tiles.append((str(m.path), f"#{i}  sim {similarity:.3f}  cam {camera}"))
+            tiles.append((str(m.path), f"#{i} sim {similarity:.3f} cam {camera}"))
             rows.append([i, m.path.name, round(similarity, 4), round(m.distance, 4), camera])
         notes.insert(0, f"searched {len(gallery)} gallery images")
         return tiles, rows, "\n\n".join(notes)
@@ -173,7 +183,7 @@ class Demo:
                     else:
                         skipped += 1
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, NotImplementedError) as error:
-            raise UserError(f"The gallery is not a valid zip file ({error}).") from error
+            raise UserError(f"The gallery is not a valid zip file ({hide_paths(str(error))}).") from error
         if not paths:
             raise UserError("None of the zip's images could be read.")
         return paths, skipped
@@ -201,6 +211,15 @@ def check_pixels(path: Path) -> None:
         )
 
 
+def hide_paths(message: str) -> str:
+    """The message with every path under the server's temporary folders cut to its file name: users see which
+    of their files failed, never where the server keeps uploads."""
+    roots = {tempfile.gettempdir(), os.environ.get("GRADIO_TEMP_DIR", ""), "/tmp"} - {""}
+    for root in sorted(roots, key=len, reverse=True):
+        message = re.sub(re.escape(root.rstrip("/")) + r"/(?:[^\s'\"]*/)?([^/\s'\"]+)", r"\1", message)
+    return message
+
+
 def _is_image(path: Path) -> bool:
     try:
         with Image.open(path) as image:
@@ -219,10 +238,10 @@ def shown(handler):
         try:
             with torch.inference_mode():  # grad mode is per thread, and Gradio runs handlers in worker threads
                 return handler(*args)
-        except UserError as error:
-            raise gr.Error(str(error)) from error
-        except Exception as error:  # the server stays up; the page says what failed
-            raise gr.Error(f"Something went wrong: {type(error).__name__}: {error}") from error
+        except UserError as error:  # the user's to fix: a message in the page, no traceback in the server's log
+            raise gr.Error(hide_paths(str(error)), print_exception=False) from error
+        except Exception as error:  # the server stays up, logs the traceback; the page says what failed
+            raise gr.Error(f"Something went wrong: {type(error).__name__}: {hide_paths(str(error))}") from error
 
     return wrapped
 
@@ -243,19 +262,20 @@ def build(demo: Demo):
                 with gr.Column(scale=1):
                     photo = gr.Image(type="filepath", label="Photo", elem_id="nvs-photo", height=256)
                     gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], label="Examples")
-                    elevation = gr.Slider(-60, 60, value=10, step=1, label="Elevation (degrees)")
+                    elevation = gr.Slider(-90, 90, value=DEFAULT_ELEVATION, step=1, label="Elevation (degrees)")
                     radius = gr.Slider(1.2, 4.0, value=distance, step=0.1, label="Distance (orbit radius)")
                     views = gr.Slider(1, 24, value=8, step=1, label="Number of views")
                     run = gr.Button("Render", variant="primary", elem_id="nvs-run")
                 with gr.Column(scale=2):
                     status = gr.Markdown(elem_id="nvs-status")
                     gallery = gr.Gallery(label="Novel views", columns=4, elem_id="nvs-views", format="png")
+                    depth = gr.Gallery(
+                        label="Depth", columns=4, object_fit="contain", elem_id="nvs-depth", format="png"
+                    )
                     with gr.Row():
-                        video = gr.Video(label="Orbit", elem_id="nvs-orbit", autoplay=True, loop=True)
-                        depth = gr.Gallery(label="Depth", columns=4, elem_id="nvs-depth", format="png")
-                    with gr.Row():
-                        mesh = gr.Model3D(label="Mesh", elem_id="nvs-mesh", clear_color=(1, 1, 1, 1))
-                        files = gr.File(label="Download mesh and points", file_count="multiple")
+                        video = gr.Video(label="Orbit", elem_id="nvs-orbit", autoplay=True, loop=True, height=320)
+                        mesh = gr.Model3D(label="Mesh", elem_id="nvs-mesh", clear_color=(1, 1, 1, 1), height=320)
+                    files = gr.File(label="Download mesh and points", file_count="multiple")
             run.click(
                 shown(demo.novel_views),
                 inputs=[photo, elevation, radius, views],
@@ -280,7 +300,7 @@ def build(demo: Demo):
                     found = gr.Markdown(elem_id="reid-status")
                     matches = gr.Gallery(
                         label="Top matches",
-                        columns=10,
+                        columns=5,
                         height=330,
                         object_fit="contain",
                         elem_id="reid-matches",
@@ -302,7 +322,8 @@ def build(demo: Demo):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m demos.app", description=__doc__.split("\n")[0])
+    prog = "lavis3d-demo" if Path(sys.argv[0]).name == "lavis3d-demo" else "python -m demos.app"
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0])
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--concurrency", type=int, default=2, help="requests run at once per event (default: 2)")
@@ -333,6 +354,7 @@ def main(argv=None) -> int:
         server_port=args.port,
         max_file_size=args.max_file_size,
         show_error=True,
+        css=CSS,
         ssr_mode=False,
         footer_links=["api"],
     )

@@ -44,10 +44,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(*args: str, timeout: float = 180.0) -> Iterator[str]:
-    """`python -m demos.app` in a subprocess on a free loopback port; yields its URL once it answers."""
+def serve(*args: str, timeout: float = 180.0, log_path: Path | None = None) -> Iterator[str]:
+    """`python -m demos.app` in a subprocess on a free loopback port; yields its URL once it answers. The server's
+    output goes to `log_path` when given (tests read it), else to a temporary file."""
     port = free_port()
-    log = tempfile.TemporaryFile()
+    log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()  # closed below
     env = os.environ | {"GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "demos.app", "--host", "127.0.0.1", "--port", str(port), *args]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -157,6 +158,16 @@ def reidentify(driver, url: str, query: Path, out: Path, topk: int = 10, timeout
     driver.execute_script("window.scrollTo(0, 0)")
     driver.save_screenshot(str(out))
     return len(shown)
+
+
+def cut_captions(driver, elem_id: str) -> list[str]:
+    """The captions in gallery `elem_id` that the page shows cut (their text is wider or taller than their box)."""
+    script = (
+        "return Array.from(document.querySelectorAll(arguments[0] + ' .caption-label'))"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)"
+        ".map(e => e.textContent)"
+    )
+    return driver.execute_script(script, f"#{elem_id}")
 
 
 def main(argv=None) -> int:

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from lightning.pytorch.cli import LightningCLI
+from vision.__main__ import DescribedCLI, cli_kwargs
 
 from .data.datamodule import NViSTData
 from .training import NViSTModule
 
+DESCRIPTION = (
+    "Train and evaluate NViST, the single-photo radiance-field model behind nvs-render, from a config file:\n"
+    "MSE + LPIPS + distortion losses, PSNR/SSIM on held-out scenes beside two trivial baselines, validation renders\n"
+    "saved as PNG. Export a checkpoint for nvs-render with `python -m nvs.weights CKPT --out model.safetensors`."
+)
+
 
 def main(args=None) -> None:
-    LightningCLI(NViSTModule, NViSTData, save_config_kwargs={"overwrite": True}, args=args)
+    DescribedCLI(
+        NViSTModule,
+        NViSTData,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs=cli_kwargs("nvs", "nvs", DESCRIPTION, "nvs"),
+        args=args,
+    )
 
 
 if __name__ == "__main__":

@@ -75,14 +75,27 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor) -> Tensor:
 
 def orbit_poses(n: int, distance: float, elevation_deg: float = 0.0, *, start_deg: float = 0.0) -> Tensor:
     """n OpenCV cameras on a circle around (0, 0, distance), in the input camera's frame: view 0 at azimuth
-    `start_deg` (0 = the input camera's position when elevation is 0), all looking at the object."""
+    `start_deg` (0 = the input camera's position when elevation is 0), all looking at the object.
+
+    Each image's x axis is the orbit's direction of travel, horizontal at every elevation, so the cameras stay
+    well defined at ±90° (straight above or below the object), where look_at's up vector would be parallel to
+    the viewing direction: there the views turn about the vertical axis with their azimuth."""
+    if not -90.0 <= elevation_deg <= 90.0:
+        raise ValueError(f"elevation_deg must lie in [-90, 90], got {elevation_deg}")
     center = torch.tensor([0.0, 0.0, distance])
     az = torch.deg2rad(start_deg + torch.arange(n) * 360.0 / n)
-    el = torch.deg2rad(torch.tensor(elevation_deg))
+    el = torch.deg2rad(torch.tensor(float(elevation_deg)))
+    cos_el = torch.tensor(0.0) if abs(elevation_deg) == 90.0 else torch.cos(el)  # cos(pi/2) is 6e-17 in floats
     # the input camera sits at -distance along z from the object; y is down, so positive elevation is -y
-    offset = torch.stack([-torch.sin(az) * torch.cos(el), -torch.sin(el).expand(n), -torch.cos(az) * torch.cos(el)], -1)
+    offset = torch.stack([-torch.sin(az) * cos_el, -torch.sin(el).expand(n), -torch.cos(az) * cos_el], -1)
     eye = center + distance * offset
-    return look_at(eye, center.expand_as(eye), torch.tensor([0.0, -1.0, 0.0]))
+    forward = -offset  # unit length: the camera looks at the centre
+    right = torch.stack([torch.cos(az), torch.zeros(n), -torch.sin(az)], -1)  # d(eye)/d(azimuth), normalised
+    down = torch.linalg.cross(forward, right)
+    out = torch.zeros(n, 4, 4)
+    out[:, :3, 0], out[:, :3, 1], out[:, :3, 2], out[:, :3, 3] = right, down, forward, eye
+    out[:, 3, 3] = 1
+    return out
 
 
 def pixel_rays(

@@ -16,7 +16,7 @@ from .model.nvist import NViST, NViSTConfig
 
 log = logging.getLogger(__name__)
 
-# The small default model shipped inside the package, once trained (see README); absent until then.
+# The small default model shipped inside the package, once trained (see docs/nvs.md); absent until then.
 DEFAULT_WEIGHTS = Path(__file__).with_name("assets") / "nvist_default.safetensors"
 TINY = dict(
     image_height=32,

@@ -4,23 +4,40 @@ model = reid.load_model()                      # or reid.load_model("model.safet
 features = model.embed(["a.jpg", "b.jpg"])     # [N, D], L2-normalised, flip-averaged (BMFN)
 result = reid.evaluate(distmat, q_pids, g_pids, q_camids, g_camids)   # mAP, cmc, mINP
 distmat = reid.re_ranking(q_g, q_q, g_g)       # k-reciprocal, k1 20, k2 6, λ 0.3
-matches = reid.rank(model, "q.jpg", gallery_paths, topk=10, rerank=False)   # [Match(path, distance, pid, camera)]
+matches = reid.rank(model, "q.jpg", "gallery/", topk=10)   # [Match(path, distance, pid, camera)]
+
+The names below load on first use, so that `python -m reid.search --help` answers without importing torch and
+running the command module never finds itself already imported by the package.
 """
 
 from __future__ import annotations
 
-import vision  # noqa: F401  (registers the re-id trunks with timm)
+import importlib
+import importlib.util
+import sys
+import types
+from typing import TYPE_CHECKING, Any
 
-from .evaluation import evaluate, pairwise_distance
-from .inference import ReIDModel, load_model, save_model
-from .model import CoreReIDNet
-from .re_ranking import re_ranking
-from .search import Match, identity, rank
+# public name -> the submodule that defines it
+_LAZY = {
+    "CoreReIDNet": "model",
+    "Match": "search",
+    "ReIDModel": "inference",
+    "SkippedImageWarning": "search",
+    "evaluate": "evaluation",
+    "identity": "search",
+    "load_model": "inference",
+    "pairwise_distance": "evaluation",
+    "rank": "search",
+    "re_ranking": "re_ranking",
+    "save_model": "inference",
+}
 
 __all__ = [
     "CoreReIDNet",
     "Match",
     "ReIDModel",
+    "SkippedImageWarning",
     "evaluate",
     "identity",
     "load_model",
@@ -29,3 +46,38 @@ __all__ = [
     "re_ranking",
     "save_model",
 ]
+
+if TYPE_CHECKING:
+    from .evaluation import evaluate, pairwise_distance
+    from .inference import ReIDModel, load_model, save_model
+    from .model import CoreReIDNet
+    from .re_ranking import re_ranking
+    from .search import Match, SkippedImageWarning, identity, rank
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `reid.<module>` works
+            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
+        raise AttributeError(f"module 'reid' has no attribute {name!r}")
+    module = importlib.import_module(f".{_LAZY[name]}", __name__)
+    value = getattr(module, name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """`reid.re_ranking` names the function, as it always has, even though a submodule shares its name: the
+    import system's binding of the submodule onto the package is ignored (it stays in sys.modules)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "re_ranking" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

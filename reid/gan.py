@@ -496,22 +496,22 @@ def write_style_augmented(
     device: str | torch.device = "cpu",
     batch_size: int = 16,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> list[tuple[str, int, int]]:
     """Renders every sample of camera a through every generator (a, b) into `out_dir` as JPEGs named
     `style_name(...)` at height×width, and returns their (path, pid, camid). The camid stays the camera that
     really saw the person: the image is an augmentation of that view (as in CamStyle, whose names keep the
     original `cC`), so camera-aware evaluation and sampling never mistake it for a real view from camera b.
     Files already there are kept unless `overwrite` (a crashed run resumes); each is written to a temp name and
-    renamed, so a partial file never looks whole."""
-    from rich.progress import Progress
+    renamed, so a partial file never looks whole. `progress`: a bar on stderr, one step per image."""
+    from tqdm import tqdm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     samples = _as_triples(samples)
     jobs = [(s, a, b) for (a, b) in sorted(generators) for s in samples if s[2] == a]
     new: list[tuple[str, int, int]] = []
-    with Progress(transient=True) as progress:
-        task = progress.add_task("camera styles", total=len(jobs))
+    with tqdm(total=len(jobs), desc="camera styles", unit="image", file=sys.stderr, disable=not progress) as bar:
         for (a, b), group in itertools.groupby(jobs, key=lambda job: job[1:]):
             generator = generators[(a, b)].to(device).eval()
             group = list(group)
@@ -527,7 +527,7 @@ def write_style_augmented(
                         Image.fromarray(pixels).save(tmp, quality=95)
                         tmp.replace(targets[i])
                 new += [(str(t), pid, camid) for t, ((_, pid, camid), _, _) in zip(targets, chunk, strict=True)]
-                progress.advance(task, len(chunk))
+                bar.update(len(chunk))
     return new
 
 
@@ -550,12 +550,14 @@ def run_stage0(
     num_workers: int = 4,
     trainer: dict[str, Any] | None = None,
     render_batch_size: int = 16,
+    progress: bool = False,
 ) -> list[tuple[str, int, int]]:
     """Trains one `CameraStyleGAN` per camera pair in turn (`model`: its init arguments; `trainer`: extra
     `L.Trainer` arguments), saving `out/generators/<a>to<b>.safetensors`; a pair whose generators exist is
     skipped and an interrupted pair resumes from its last checkpoint. Then renders every training image of those
     cameras into every other camera's style under `out/bounding_box_train_camstyle` and lists them in
-    `out/camstyle_train.txt` (`path pid camid` per line). Returns the new samples."""
+    `out/camstyle_train.txt` (`path pid camid` per line). Returns the new samples. `progress`: Lightning's bar
+    while each pair trains and a bar on stderr while the images are rendered (both off when False)."""
     samples = _as_triples(samples)
     out = Path(out)
     cameras = sorted({c for _, _, c in samples}) if cameras is None else sorted(set(cameras))
@@ -580,7 +582,12 @@ def run_stage0(
             )
             module = CameraStyleGAN(camera_a=a, camera_b=b, **model)
             checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)
-            options = {"max_epochs": epochs, "default_root_dir": str(run_dir), "callbacks": [checkpoint]}
+            options = {
+                "max_epochs": epochs,
+                "default_root_dir": str(run_dir),
+                "callbacks": [checkpoint],
+                "enable_progress_bar": progress,
+            }
             options.update(trainer or {})
             last = run_dir / "checkpoints" / "last.ckpt"
             L.Trainer(**options).fit(module, data, ckpt_path=str(last) if last.exists() else None)
@@ -590,7 +597,14 @@ def run_stage0(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     chosen = [s for s in samples if s[2] in cameras]
     new = write_style_augmented(
-        generators, chosen, out / "bounding_box_train_camstyle", height, width, device, render_batch_size
+        generators,
+        chosen,
+        out / "bounding_box_train_camstyle",
+        height,
+        width,
+        device,
+        render_batch_size,
+        progress=progress,
     )
     listing = out / "camstyle_train.txt"
     tmp = listing.with_name(f".{listing.name}.tmp")
@@ -633,6 +647,7 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
     p.add_argument("--precision", default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars (they show only on a terminal)")
     args = p.parse_args(argv)
 
     decay = round(0.4 * args.epochs) if args.decay_epochs is None else args.decay_epochs
@@ -668,7 +683,10 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     if args.precision:
         trainer["precision"] = args.precision
     height, width = args.size
-    new = run_stage0(samples, args.out, cameras, height, width, model, args.batch_size, args.num_workers, trainer)
+    progress = not args.quiet and sys.stderr.isatty()
+    new = run_stage0(
+        samples, args.out, cameras, height, width, model, args.batch_size, args.num_workers, trainer, progress=progress
+    )
     print(f"wrote {len(new)} camera-style images to {Path(args.out) / 'bounding_box_train_camstyle'}")
     return new
 

@@ -1,4 +1,4 @@
-"""The tree is ruff clean (lint and format), as DESIGN.md's conventions ask."""
+"""The tree is ruff clean (lint and format), as the project's conventions ask (README, "Development")."""
 
 import subprocess
 import sys

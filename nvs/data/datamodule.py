@@ -4,6 +4,7 @@ training and held-out scenes; synthetic scenes are generated into the folder fir
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import lightning as L
@@ -63,11 +64,14 @@ class NViSTData(L.LightningDataModule):
                     "delete the folder or choose another data.root"
                 )
             return
+        from tqdm import tqdm
+
         from .synthetic import load_photos, write_scene
 
         root.mkdir(parents=True, exist_ok=True)
         photos = load_photos()
-        for i in range(spec["scenes"]):
+        shown = sys.stderr.isatty()  # a bar on a terminal only, like Lightning's own
+        for i in tqdm(range(spec["scenes"]), desc="rendering scenes", unit="scene", file=sys.stderr, disable=not shown):
             rng = np.random.default_rng([spec["seed"], i])
             write_scene(root / f"scene_{i:05d}", rng, spec["views"], spec["size"], photos)
         marker.write_text(json.dumps(spec, sort_keys=True))

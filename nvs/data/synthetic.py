@@ -215,6 +215,7 @@ def main(argv=None) -> int:
     p.add_argument("--views", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = p.parse_args(argv)
     if args.scenes < 1 or args.views < 2 or args.size < 8:
         print("error: --scenes >= 1, --views >= 2 and --size >= 8 are required", file=sys.stderr)
@@ -225,9 +226,10 @@ def main(argv=None) -> int:
         print(f"error: --out: cannot create {args.out}: {error}", file=sys.stderr)
         return 2
     photos = load_photos()
-    from rich.progress import track
+    from tqdm import tqdm
 
-    for i in track(range(args.scenes), description="rendering scenes", transient=True):
+    quiet = args.quiet or not sys.stderr.isatty()
+    for i in tqdm(range(args.scenes), desc="rendering scenes", unit="scene", file=sys.stderr, disable=quiet):
         write_scene(args.out / f"scene_{i:05d}", np.random.default_rng([args.seed, i]), args.views, args.size, photos)
     print(f"wrote {args.scenes} scenes x {args.views} views of {args.size}px to {args.out}")
     return 0

@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass
 class NViSTConfig:
-    """Architecture and rendering settings. Defaults are the paper's (REFERENCES.md §2)."""
+    """Architecture and rendering settings. Defaults are the paper's (docs/nvs.md, "The paper's model")."""
 
     image_height: int = 90
     image_width: int = 160

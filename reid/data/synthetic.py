@@ -585,7 +585,8 @@ def generate(
     strength: float = 1.0,
     progress: bool = False,
 ) -> dict:
-    """Write each domain under `out`/<domain> in the Market-1501 layout; returns {domain: metadata}.
+    """Write each domain under `out`/<domain> in the Market-1501 layout; returns {domain: metadata}. `progress`: a
+    bar on stderr, one step per identity.
 
     Domain names pick a style family from FAMILIES; `strength` scales every camera's departure from an ideal
     camera (0: no cast, blur or noise; 1: the family's ranges). The same arguments always give the same files.
@@ -594,13 +595,11 @@ def generate(
         domains = [d.strip() for d in domains.split(",") if d.strip()]
     _check(identities, cameras, images_per_camera, height, width, seed, domains, strength)
     out = Path(out)
-    task = None
-    if progress:
-        from rich.progress import Progress
+    from tqdm import tqdm
 
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task("rendering identities", total=identities * len(domains))
+    bar = tqdm(
+        total=identities * len(domains), desc="rendering identities", unit="id", file=sys.stderr, disable=not progress
+    )
     try:
         return {
             name: generate_domain(
@@ -614,13 +613,12 @@ def generate(
                 seed=seed,
                 stream=list(FAMILIES).index(name),
                 strength=strength,
-                progress=(lambda: bar.advance(task)) if progress else None,
+                progress=bar.update if progress else None,
             )
             for name in domains
         }
     finally:
-        if progress:
-            bar.stop()
+        bar.close()
 
 
 def _check(identities, cameras, images_per_camera, height, width, seed, domains, strength) -> None:
@@ -657,6 +655,7 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--domains", default="source,target", help=f"comma-separated, from {','.join(FAMILIES)}")
     p.add_argument("--strength", type=float, default=1.0, help="camera style strength: 0 ideal cameras, 1 default")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = p.parse_args(argv)
     domains = [d.strip() for d in args.domains.split(",") if d.strip()]
     kw = dict(
@@ -681,7 +680,7 @@ def main(argv=None) -> int:
     except OSError as error:
         print(f"error: --out: cannot write to {args.out}: {error}", file=sys.stderr)
         return 2
-    meta = generate(args.out, progress=True, **kw)
+    meta = generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw)
     for name, m in meta.items():
         sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())
         print(f"{args.out / name}: {sizes}")

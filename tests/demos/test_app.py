@@ -4,6 +4,7 @@ driven through its API with gradio_client, and in headless Chromium."""
 from __future__ import annotations
 
 import re
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -24,8 +25,13 @@ UPLOAD_LIMIT = 1_000_000  # the server below is started with --max-file-size 1mb
 
 
 @pytest.fixture(scope="module")
-def url():
-    with browser.serve("--max-file-size", "1mb", "--concurrency", "2") as address:
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("server") / "log.txt"
+
+
+@pytest.fixture(scope="module")
+def url(server_log):
+    with browser.serve("--max-file-size", "1mb", "--concurrency", "2", log_path=server_log) as address:
         yield address
 
 
@@ -34,7 +40,7 @@ def client(url):
     return Client(url, verbose=False)
 
 
-def novel_views(client, photo: Path, views: int, elevation: float = 10.0, distance: float = 2.2):
+def novel_views(client, photo: Path, views: int, elevation: float = 0.0, distance: float = 2.2):
     return client.predict(handle_file(str(photo)), elevation, distance, views, api_name="/novel_views")
 
 
@@ -97,6 +103,23 @@ def test_reid_tab_ranks_the_bundled_gallery(client):
     assert {r[1] for r in rows} <= {p.name for p in GALLERY}
 
 
+def test_reidentify_needs_only_a_query(client):
+    """Through the API as through the page: the gallery archive (and the source, and k) are optional."""
+    rows, status = ranking_of(client.predict(handle_file(str(QUERY)), api_name="/reidentify"), topk=10)
+    assert f"searched {len(GALLERY)} gallery images" in status
+    rows, _ = ranking_of(client.predict(query=handle_file(str(QUERY)), topk=4, api_name="/reidentify"), topk=4)
+    assert {r[1] for r in rows} <= {p.name for p in GALLERY}
+
+
+def test_defaults_match_the_command_line(client):
+    """The page's elevation starts where python -m nvs.render's does."""
+    from nvs import render
+
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/novel_views"]
+    elevation = next(p for p in parameters["parameters"] if p["label"].startswith("Elevation"))
+    assert elevation["parameter_default"] == render.build_parser().get_default("elevation") == 0.0
+
+
 def test_reid_tab_ranks_an_uploaded_zip(client, tmp_path):
     archive = tmp_path / "gallery.zip"
     chosen = GALLERY[:12]
@@ -133,15 +156,43 @@ def test_bad_uploads_show_a_message_and_the_server_stays_up(client, tmp_path, ca
     Image.fromarray(noise).save(tmp_path / "big.png")
     assert (tmp_path / "big.png").stat().st_size > UPLOAD_LIMIT
     Image.new("L", (8000, 6000), 128).save(tmp_path / "canvas.png")  # 48 megapixels in a few kB
-    with pytest.raises(Exception, match=message):
+    with pytest.raises(Exception, match=message) as raised:
         call(client, tmp_path)
+    shown = str(raised.value)  # the upload limit is checked by the client, naming the user's own file
+    server_folders = (f"{tempfile.gettempdir()}/gradio", "lavis3d-demo-")  # Gradio's uploads, the demo's work
+    assert not any(folder in shown for folder in server_folders), shown
     check_novel_views(novel_views(client, PHOTO, views=1), views=1)  # still serving
+
+
+def test_user_errors_leave_no_traceback_in_the_server_log(client, server_log, tmp_path):
+    (tmp_path / "notes.jpg").write_text("a text file named like a photo")
+    for call in (
+        lambda: novel_views(client, tmp_path / "notes.jpg", views=1),
+        lambda: reidentify(client, tmp_path / "notes.jpg", topk=3),
+    ):
+        with pytest.raises(Exception, match="cannot be used as a photo|not a readable image"):
+            call()
+    check_novel_views(novel_views(client, PHOTO, views=1), views=1)  # after the errors, so the log has caught up
+    log = server_log.read_text(errors="replace")
+    assert "Traceback" not in log and "gradio.exceptions.Error" not in log
+
+
+def test_messages_keep_file_names_and_drop_server_folders():
+    from demos.app import hide_paths
+
+    upload = f"{tempfile.gettempdir()}/gradio/3f2a9c/sub dir/notes.jpg"
+    message = f"cannot identify image file '{tempfile.gettempdir()}/gradio/3f2a9c/notes.jpg'"
+    assert hide_paths(message) == "cannot identify image file 'notes.jpg'"
+    assert hide_paths("no path here: 0.5 > 0.25") == "no path here: 0.5 > 0.25"
+    assert tempfile.gettempdir() not in hide_paths(f"[Errno 2] No such file: {upload.replace(' ', '_')}")
 
 
 @pytest.mark.slow
 def test_twenty_concurrent_novel_view_requests_all_succeed(url):
     clients = [Client(url, verbose=False) for _ in range(4)]
-    jobs = [clients[i % 4].submit(handle_file(str(PHOTO)), 5.0 * i, 2.2, 2, api_name="/novel_views") for i in range(20)]
+    jobs = [
+        clients[i % 4].submit(handle_file(str(PHOTO)), 9.0 * i - 90, 2.2, 2, api_name="/novel_views") for i in range(20)
+    ]
     for job in jobs:  # submitted together: the server queues them, two at a time
         check_novel_views(job.result(timeout=600), views=2)
 
@@ -154,7 +205,9 @@ def test_real_browser_renders_views_and_ranks_people(url, tmp_path):
     with browser.chromium() as driver:
         shown = browser.novel_views(driver, url, PHOTO, tmp_path / "novel-views.png", views=8)
         found = browser.reidentify(driver, url, QUERY, tmp_path / "reid.png", topk=10)
+        cut = browser.cut_captions(driver, "reid-matches")
     assert shown == 8 and found == 10
+    assert cut == []  # every "#k sim 0.xxx cam c" caption shown whole
     for name in ("novel-views.png", "reid.png"):
         with Image.open(tmp_path / name) as shot:
             pixels = np.asarray(shot.convert("RGB"))

@@ -1,4 +1,4 @@
-"""Naive float64 attention for tests, written straight from REFERENCES.md §1: each kind builds its
+"""Naive float64 attention for tests, written straight from the formulas in docs/kernels.md: each kind builds its
 full Nq×Nk weight matrix W (where it has one) and returns W @ V. Independent of kernels/."""
 
 from __future__ import annotations

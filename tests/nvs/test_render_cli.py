@@ -154,10 +154,116 @@ def test_bad_inputs_are_reported_and_skipped(photos, tmp_path, capsys):
 def test_unwritable_out_writes_nothing(photos, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the output folder would go")
-    code, _, err = run(capsys, photos[0], photos[1], "--out", blocker / "out", *FAST)
-    assert code == 2
-    assert len(error_lines(err)) == 2 and "--out" in err
+    under_it = f"{blocker} is a file, so no folder can be made under it"
+    for out, reason in ((blocker / "out", under_it), (blocker, "is a file, not a folder")):
+        code, stdout, err = run(capsys, photos[0], photos[1], "--out", out, *FAST)
+        assert code == 2 and stdout == ""
+        assert error_lines(err) == [f"python -m nvs.render: error: --out {out}: {reason}"]  # one line, not per photo
+        assert "File exists" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
+    assert blocker.read_text() == "a file where the output folder would go"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no folder can be made")
+def test_out_where_no_folder_can_be_made_says_so(photos, capsys):
+    code, _, err = run(capsys, photos[0], "--out", "/proc/nvs-render-test", *FAST)
+    assert code == 2
+    assert error_lines(err) == [
+        "python -m nvs.render: error: --out /proc/nvs-render-test: cannot create folders in /proc "
+        "(No such file or directory)"
+    ]
+
+
+def test_a_file_where_an_output_folder_goes_is_kept(photos, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / photos[0].stem).write_text("the user's own file")
+    code, stdout, err = run(capsys, photos[0], photos[1], "--out", out, *FAST, "--mesh", "none", "--video", "none")
+    assert code == 2
+    assert (out / photos[0].stem).read_text() == "the user's own file"  # not replaced
+    assert error_lines(err) == [
+        f"python -m nvs.render: error: {photos[0]}: {out / photos[0].stem} exists and is not a folder: not "
+        "replaced (move or rename it)"
+    ]
+    assert (out / photos[1].stem / "summary.json").is_file() and str(photos[1]) in stdout  # the other one still
+    assert sorted(p.name for p in out.iterdir()) == sorted([photos[0].stem, photos[1].stem])  # no leftovers
+    with pytest.raises(nvs.InputError, match="not a folder"):
+        nvs.render_to_folder(photos[1], out / photos[0].stem, views=1, size=8, mesh="none", video="none")
+    assert (out / photos[0].stem).read_text() == "the user's own file"
+
+
+@pytest.mark.parametrize("elevation", [90.0, -90.0])
+def test_elevation_at_the_poles_gives_proper_cameras(photos, tmp_path, capsys, elevation):
+    out = tmp_path / "out"
+    code, _, _ = run(capsys, photos[1], "--out", out, *FAST, "--elevation", elevation, "--mesh", "none")
+    assert code == 0
+    summary = json.loads((out / photos[1].stem / "summary.json").read_text())
+    d = summary["cameras"]["input_distance"]
+    for view in summary["cameras"]["views"]:
+        c2w = np.array(view["c2w"])
+        rotation = c2w[:3, :3]
+        np.testing.assert_allclose(rotation.T @ rotation, np.eye(3), atol=1e-6)  # no zero columns
+        assert np.linalg.det(rotation) == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_allclose(c2w[:3, 3], [0, -d if elevation > 0 else d, d], atol=1e-5)  # above / below
+        np.testing.assert_allclose(rotation[:, 2], [0, 1 if elevation > 0 else -1, 0], atol=1e-6)  # looks at it
+    frames = json.loads((out / photos[1].stem / "nerfstudio/transforms.json").read_text())["frames"]
+    assert all(abs(np.linalg.det(np.array(f["transform_matrix"])[:3, :3]) - 1) < 1e-5 for f in frames)
+
+
+@pytest.mark.parametrize("elevation", ["120", "-90.5", "nan"])
+def test_elevation_beyond_the_poles_is_refused(tmp_path, capsys, elevation):
+    with pytest.raises(SystemExit) as exit_info:
+        render.parse_args([str(tmp_path / "x.jpg"), "--elevation", elevation])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--elevation must be between -90 and 90 degrees" in err[0]
+
+
+def test_ctrl_c_keeps_finished_photos_and_exits_130(photos, tmp_path, capsys, monkeypatch):
+    from nvs import outputs
+
+    real = outputs.write_folder
+    calls = []
+
+    def interrupted_on_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(outputs, "write_folder", interrupted_on_the_second)
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, *photos[:3], "--out", out, *FAST, "--mesh", "none", "--video", "none")
+    assert code == 130
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert err.strip().splitlines()[-1] == "python -m nvs.render: interrupted: 1 of 3 photo(s) finished and kept"
+    assert [p.name for p in out.iterdir()] == [photos[0].stem]  # the finished one stays, nothing half-written
+    assert (out / photos[0].stem / "summary.json").is_file()
+
+
+def test_help_answers_without_torch_and_without_warnings():
+    """`python -m nvs.render --help` parses its arguments before importing torch (the slow part of start-up),
+    and running the command module does not find it already imported by the package (RuntimeWarning)."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-W", "error", "-m", "nvs.render", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "usage: python -m nvs.render" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import")}
+    assert {"nvs", "nvs.errors", "argparse"} <= imported  # importtime's report is there
+    assert not {"torch", "timm", "lightning", "numpy"} & imported
+    assert "RuntimeWarning" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_no_progress_bar_when_not_a_terminal_or_quiet(photos, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True, raising=False)
+    code, _, err = run(capsys, photos[1], "--out", tmp_path / "a", *FAST, "--mesh", "none", "--quiet")
+    assert code == 0 and "rendering" not in err and "photo/s" not in err
 
 
 def test_argument_errors_are_one_line(capsys, tmp_path):

@@ -1,5 +1,5 @@
 """`python -m nvs fit` end to end on a handful of generated scenes: it trains, validates against the two trivial
-baselines and writes renders and a checkpoint. (How well it learns is not asserted here: see the README.)"""
+baselines and writes renders and a checkpoint. (How well it learns is not asserted here: see docs/nvs.md.)"""
 
 import csv
 import subprocess

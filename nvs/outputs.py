@@ -1,0 +1,248 @@
+"""What `python -m nvs.render` writes for one photo, and `render_to_folder`, its Python entry point.
+
+Per photo: views/NNN.png, depth/NNN.png + depth.npy, orbit.gif|mp4, mesh.<ext>, points.ply (--points),
+nerfstudio/ (transforms.json + images/) and summary.json, written in a temporary folder beside the target and
+renamed at the end, so the folder appears whole or not at all. This module imports torch and the model; the
+command line (nvs/render.py) imports it only after its arguments are parsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import cameras, export
+from .baked import BakedField
+from .errors import InputError
+from .images import load_rgb
+from .model.nvist import NViST
+from .render import ORBIT_SECONDS, build_parser, check_options
+from .weights import DEFAULT_WEIGHTS, load_model
+
+
+def read_photo(path: Path, background: tuple[float, float, float]) -> torch.Tensor:
+    """[3, H, W] in 0..1, or InputError with a one-line reason."""
+    if not path.exists():
+        raise InputError("no such file")
+    if path.is_dir():
+        raise InputError("is a directory, not an image")
+    if path.stat().st_size == 0:
+        raise InputError("empty file (0 bytes)")
+    try:
+        return load_rgb(path, background)
+    except (ValueError, OSError) as error:
+        raise InputError(f"not a readable image ({error.__cause__ or error})") from error
+
+
+def model_id(checkpoint: Path | None) -> dict:
+    """What summary.json says about the model: its file and SHA-256, or that it is randomly initialised."""
+    path = checkpoint or (DEFAULT_WEIGHTS if DEFAULT_WEIGHTS.exists() else None)
+    if path is None:
+        return {"id": "random-init", "checkpoint": None, "sha256": None}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"id": f"{path.stem}@{digest[:12]}", "checkpoint": str(path), "sha256": digest}
+
+
+def render_cameras(args: argparse.Namespace, model: NViST, distance: float, focal: float) -> tuple[torch.Tensor, dict]:
+    """The orbit's OpenCV poses (relative to the input camera, around the object at (0, 0, distance)) and the
+    views' intrinsics."""
+    radius = distance if args.distance is None else args.distance
+    poses = cameras.orbit_poses(args.views, radius, args.elevation)
+    poses[:, 2, 3] += distance - radius  # orbit_poses circles (0, 0, radius); the object is at (0, 0, distance)
+    fov = args.fov if args.fov is not None else math.degrees(2 * math.atan(model.config.image_height / (2 * focal)))
+    f = args.size / (2 * math.tan(math.radians(fov) / 2))
+    c = args.size / 2
+    return poses, {"fx": f, "fy": f, "cx": c, "cy": c, "width": args.size, "height": args.size, "fov_deg": fov}
+
+
+def render_photo(photo: torch.Tensor, model: NViST, args: argparse.Namespace, folder: Path) -> dict:
+    """Everything for one photo, written under `folder`; returns the summary (without the input's name)."""
+    timings = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 4)
+        clock = now
+
+    field = model.predict(photo)
+    baked = BakedField(field, chunk=args.chunk)
+    lap("predict")
+    poses, intrinsics = render_cameras(args, model, field.distance, field.focal)
+    size = {k: intrinsics[k] for k in ("fx", "fy", "cx", "cy", "width", "height")}
+    out = baked.render(poses, **size)
+    rgb, depth = out["rgb"].cpu().numpy(), out["depth"].cpu().numpy()
+    lap("render")
+
+    views, depth_images = export.to_uint8(rgb), export.colour_depth(depth, out["hit"].cpu().numpy())
+    for sub in ("views", "depth", "nerfstudio/images"):
+        (folder / sub).mkdir(parents=True)
+    for i, (view, coloured) in enumerate(zip(views, depth_images, strict=True)):
+        data = export.png_bytes(view)
+        (folder / f"views/{i:03d}.png").write_bytes(data)
+        (folder / f"nerfstudio/images/{i:03d}.png").write_bytes(data)
+        (folder / f"depth/{i:03d}.png").write_bytes(export.png_bytes(coloured))
+    np.save(folder / "depth.npy", depth.astype(np.float32))
+    if args.video == "gif":
+        (folder / "orbit.gif").write_bytes(export.gif_bytes(views, ORBIT_SECONDS))
+    elif args.video == "mp4":
+        export.write_mp4(folder / "orbit.mp4", views, ORBIT_SECONDS)
+    lap("write_views")
+
+    summary = {"mesh": None, "points": None, "warnings": []}
+    if args.mesh != "none":
+        summary["mesh"] = write_mesh(baked, args, folder / f"mesh.{args.mesh}", summary["warnings"])
+        lap("mesh")
+
+    world_from_camera = export.world_from_camera(field.distance)
+    poses_world = world_from_camera @ poses.double().numpy()
+    ply = None
+    if args.points:
+        points, colours = export.backproject(depth, rgb, poses_world, intrinsics)
+        field_points = points @ export.WORLD_FROM_FIELD  # the inverse rotation (both frames centre the object)
+        inside = (np.abs(field_points) < 0.98 * model.config.bound).all(axis=1)  # drop background at the box
+        export.write_points(folder / "points.ply", points[inside], colours[inside])
+        shutil.copyfile(folder / "points.ply", folder / "nerfstudio/points.ply")
+        summary["points"] = {"file": "points.ply", "count": int(inside.sum())}
+        ply = "points.ply"
+        lap("points")
+    transforms = export.nerfstudio_transforms(poses_world, intrinsics, ply)
+    (folder / "nerfstudio/transforms.json").write_text(json.dumps(transforms, indent=2))
+
+    summary["cameras"] = {
+        "convention": "OpenCV camera-to-world (x right, y down, z forward) relative to the input camera; the object "
+        "is at (0, 0, input_distance)",
+        "input_focal_px": field.focal,
+        "input_size": [model.config.image_height, model.config.image_width],
+        "input_distance": field.distance,
+        "intrinsics": intrinsics,
+        "views": [{"file": f"views/{i:03d}.png", "c2w": pose.tolist()} for i, pose in enumerate(poses)],
+        "world_from_camera": world_from_camera.tolist(),
+    }
+    lap("write_rest")
+    summary["timings_s"] = {**timings, "total": round(sum(timings.values()), 4)}
+    return summary
+
+
+def write_mesh(baked: BakedField, args: argparse.Namespace, path: Path, warned: list[str]) -> dict | None:
+    """Marching cubes over the density grid, vertex colours from the field seen head-on (along −normal)."""
+    config = baked.config
+    grid = baked.density_grid(args.mc_resolution).cpu().numpy()
+    level, warning = export.iso_level(grid, config.field_resolution, config.bound)
+    if warning:
+        warned.append(warning)
+    if level is None:
+        return None
+    vertices, triangles = export.marching_cubes(grid, level, config.bound)
+    if len(triangles) == 0:
+        warned.append(f"no surface at density {level:.3g}: no mesh written")
+        return None
+    normals = export.vertex_normals(vertices, triangles)
+    device = baked.volume.device
+    with torch.inference_mode():
+        points, dirs = torch.from_numpy(vertices).to(device), torch.from_numpy(-normals).float().to(device)
+        colours = torch.cat([baked.colour(p, d) for p, d in zip(points.split(65536), dirs.split(65536), strict=True)])
+    world = vertices @ export.WORLD_FROM_FIELD.T
+    export.write_mesh(path, world.astype(np.float32), triangles, colours.cpu().numpy())
+    return {"file": path.name, "vertices": len(vertices), "triangles": len(triangles), "iso_density": level}
+
+
+def check_target(target: Path) -> None:
+    """An older output folder may be replaced; anything else in its place (a file, a link to a file) is the
+    user's and is left alone."""
+    if (target.exists() or target.is_symlink()) and not target.is_dir():
+        raise InputError(f"{target} exists and is not a folder: not replaced (move or rename it)")
+
+
+def commit(folder: Path, target: Path) -> None:
+    """Put a finished temporary folder in place of `target` (replacing an older output folder, never a file)."""
+    check_target(target)
+    old = None
+    if target.exists() or target.is_symlink():
+        old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
+        target.rename(old / "previous")
+    folder.rename(target)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_folder(photo: torch.Tensor, model: NViST, args: argparse.Namespace, target: Path, head: dict) -> dict:
+    """Render into a temporary folder beside `target`, then put it in place (replacing an older one): the folder
+    appears whole or not at all. summary.json is `head` followed by render_photo's summary."""
+    check_target(target)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+        folder.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the finished folder gets normal permissions
+    except OSError as error:
+        raise InputError(f"cannot write to {target.parent}: {error.strerror or error}") from error
+    try:
+        torch.manual_seed(args.seed)
+        summary = (
+            head | {"device": str(model.mean.device), "seed": args.seed} | render_photo(photo, model, args, folder)
+        )
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+        commit(folder, target)
+        return summary
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def load(args: argparse.Namespace, warn=print) -> tuple[NViST, dict]:
+    """The model on the chosen device, with its summary entry; load_model's warnings go to `warn`, one each."""
+    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
+    torch.manual_seed(args.seed)  # a randomly initialised model is the same for the same seed
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = load_model(args.checkpoint, device=device)
+    for warning in caught:
+        warn(str(warning.message))
+    info = model_id(args.checkpoint) | {"config": asdict(model.config)}
+    return model, info
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def render_to_folder(photo, folder: str | Path, model: NViST | None = None, **options) -> dict:
+    """The CLI's outputs for one photo, from Python. `photo` is a path (checked like the CLI's inputs), PIL image
+    or [3, H, W] tensor; `folder` appears whole or not at all (an older one is replaced); `options` are the CLI's
+    long options with underscores (views=8, elevation=0.0, video="mp4", mesh="glb", points=True, ...); without
+    `model`, the one --checkpoint names (default: the shipped model) is loaded. Returns summary.json's content.
+    Bad options raise ValueError; an unusable photo raises InputError."""
+    args = build_parser().parse_args(["photo"])
+    unknown = set(options) - (set(vars(args)) - {"images", "out"})
+    if unknown:
+        raise ValueError(f"render_to_folder: unknown options {sorted(unknown)}")
+    vars(args).update(options)
+    problem = check_options(args)
+    if problem:
+        raise ValueError(problem)
+    if model is None:
+        model, info = load(args, warn=lambda message: warnings.warn(message, stacklevel=3))
+    else:
+        info = {"id": "given", "checkpoint": None, "sha256": None, "config": asdict(model.config)}
+    if not isinstance(photo, torch.Tensor):
+        photo = (
+            read_photo(Path(photo), args.background)
+            if isinstance(photo, (str, Path))
+            else load_rgb(photo, args.background)
+        )
+    return write_folder(photo, model, args, Path(folder), {"input": None, "model": info})
