@@ -47,7 +47,7 @@ def attention(
 ) -> Tensor:
     """Attention of kind `kind` (one of KINDS): q [B,H,Nq,D], k [B,H,Nk,D], v [B,H,Nk,Dv] -> [B,H,Nq,Dv].
 
-    Formulas and options: REFERENCES.md §1. fp16/bf16 inputs are computed with fp32 accumulation and
+    Formulas and options: docs/kernels.md. fp16/bf16 inputs are computed with fp32 accumulation and
     the result is returned in q's dtype. `backend`: "reference" (plain PyTorch, any device, autograd),
     "triton" (fused forward and backward kernels; CUDA, or CPU under TRITON_INTERPRET=1) or "auto"
     (the fastest correct path for the device; `explain` says which). Bad arguments raise ValueError or
