@@ -44,3 +44,23 @@ def test_fp32_launches_fit_in_the_gpus_shared_memory(case):
     assert "\n0 of " in result.stdout and "OVER" not in result.stdout, result.stdout
     compiled = [line for line in result.stdout.splitlines() if line.startswith("ok ")]
     assert len(compiled) >= 4 * len(kinds), result.stdout  # forward and backward kernels of every kind
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+def test_16bit_launches_run_their_products_on_tensor_cores():
+    """bf16 inputs: every launch whose kernel has a matrix product (tt.dot) compiles to mma/wgmma instructions for
+    sm_90. Before the products went through kernels/ops/common/triton_utils.mm, the linear, scan and SOFT kernels
+    cast bf16 to fp32 and compiled to none."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/kernel_shared_memory.py"), "--arch", "90", "--dims", "64", "64"]
+        + ["--dtype", "bfloat16"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "\n0 of " in result.stdout and "NOTC" not in result.stdout, result.stdout
+    with_products = [line for line in result.stdout.splitlines() if line.startswith("ok ") and " mma   0 " not in line]
+    assert len(with_products) >= 3 * len(ALL_KINDS), result.stdout

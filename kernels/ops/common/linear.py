@@ -622,6 +622,11 @@ def _state_bwd(
     )
 
 
+# Launches take 8 warps: with 4, ptxas spilled up to 57 KB per thread block (nala's query backward, fp32, D = 64)
+# and 11.5 KB in bf16 at D = 128; with 8, 3.6 KB and 3.3 KB (scripts/kernel_shared_memory.py). The exception,
+# nala's key backward in fp32, spills more with 8 (15.3 KB) than with 4 (3.4 KB).
+
+
 def token_tiling(block_d: int, block_dv: int, itemsize: int, shared_memory: int) -> tuple[int, int] | None:
     """Tokens per tile and software-pipeline stages for a GPU with `shared_memory` bytes per block, or None
     when the states do not fit it. The kernels hold [D, Dv] states (two for nala) in fp32: at D = Dv = 128
@@ -693,6 +698,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
             num_stages=stages,
+            num_warps=8,
             **flags,
         )
         state, z, v_mean = s_part.sum(1), z_part.sum(1), vs_part.sum(1)
@@ -718,6 +724,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
             num_stages=stages,
+            num_warps=8,
             **flags,
         )
         ctx.save_for_backward(q, k, v, sin, cos, state, z, v_mean)
@@ -766,6 +773,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_DV=block_dv,
             WIDE=wide_dot_mode(q),
             num_stages=stages,
+            num_warps=8,
             **flags,
         )
         d_state, d_z, d_vmean = ds_part.sum(1), dz_part.sum(1), dvs_part.sum(1)
@@ -794,6 +802,7 @@ class LinearAttention(torch.autograd.Function):
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
             num_stages=stages,
+            num_warps=4 if mode == "nala" and q.element_size() == 4 else 8,
             **flags,
         )
         return dq, dk, dv, None, None, None, None, None
