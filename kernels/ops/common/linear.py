@@ -118,6 +118,7 @@ def _state_fwd(
     DV,
     inv_nk,
     SPLITS,
+    ROW,  # elements between the (head, split) rows of S_PART, Z_PART, VS_PART (views of one buffer)
     DOT: tl.constexpr,
     MODE: tl.constexpr,
     FEATURE: tl.constexpr,
@@ -169,12 +170,12 @@ def _state_fwd(
         s_a += mm(tl.trans(psi_a), v, DOT)  # [D, N] @ [N, Dv]
         z_a += tl.sum(f_a, 0)
     base = pid_bh * SPLITS + split
-    state = S_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    state = S_PART + base * ROW + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     tl.store(state, s_a * inv_nk)
     tl.store(state + BLOCK_D * BLOCK_DV, s_b * inv_nk)
-    tl.store(Z_PART + base * 2 * BLOCK_D + offs_d, z_a * inv_nk)
-    tl.store(Z_PART + base * 2 * BLOCK_D + BLOCK_D + offs_d, z_b * inv_nk)
-    tl.store(VS_PART + base * BLOCK_DV + offs_dv, v_sum * inv_nk)
+    tl.store(Z_PART + base * ROW + offs_d, z_a * inv_nk)
+    tl.store(Z_PART + base * ROW + BLOCK_D + offs_d, z_b * inv_nk)
+    tl.store(VS_PART + base * ROW + offs_dv, v_sum * inv_nk)
 
 
 @triton.jit
@@ -191,7 +192,7 @@ def _query_terms(
     rows,
     offs_d,
     offs_dv,
-    pid_bh,
+    st,  # offset of this head's row in S, Z, VS
     sqn,
     sqd,
     srn,
@@ -214,12 +215,12 @@ def _query_terms(
     sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
     valid = (rows[:, None] < NQ) & (offs_d[None, :] < D)
     q = _load_rows(Q, q_off, rows, offs_d, sqn, sqd, NQ, D)
-    s_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    s_ptr = S + st + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     s_a = tl.load(s_ptr)
     s_b = tl.load(s_ptr + BLOCK_D * BLOCK_DV)
-    z_a = tl.load(Z + pid_bh * 2 * BLOCK_D + offs_d)
-    z_b = tl.load(Z + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
-    v_mean = tl.load(VS + pid_bh * BLOCK_DV + offs_dv)
+    z_a = tl.load(Z + st + offs_d)
+    z_b = tl.load(Z + st + BLOCK_D + offs_d)
+    v_mean = tl.load(VS + st + offs_dv)
     sin = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     cos = sin
     qp = sin
@@ -260,6 +261,7 @@ def _apply_fwd(
     D,
     DV,
     scale,
+    ROW,
     DOT: tl.constexpr,
     MODE: tl.constexpr,
     FEATURE: tl.constexpr,
@@ -288,7 +290,7 @@ def _apply_fwd(
         rows,
         offs_d,
         offs_dv,
-        pid_bh,
+        pid_bh * ROW,
         sqn,
         sqd,
         srn,
@@ -372,6 +374,7 @@ def _apply_bwd(
     DV,
     scale,
     SPLITS,
+    ROW,
     DOT: tl.constexpr,
     WIDE: tl.constexpr,  # for mala's dState, whose dv cancels against its mean term
     MODE: tl.constexpr,
@@ -393,7 +396,7 @@ def _apply_bwd(
     dz_a = tl.zeros([BLOCK_D], tl.float32)
     dz_b = tl.zeros([BLOCK_D], tl.float32)
     dv_mean = tl.zeros([BLOCK_DV], tl.float32)
-    sp_ptr = S + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
+    sp_ptr = S + pid_bh * ROW + partner[:, None] * BLOCK_DV + offs_dv[None, :]
     for start in range(split * BLOCK_M, NQ, SPLITS * BLOCK_M):
         rows = start + tl.arange(0, BLOCK_M)
         q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean = _query_terms(
@@ -409,7 +412,7 @@ def _apply_bwd(
             rows,
             offs_d,
             offs_dv,
-            pid_bh,
+            pid_bh * ROW,
             sqn,
             sqd,
             srn,
@@ -505,12 +508,12 @@ def _apply_bwd(
             DQ + b * sqb + h * sqh + rows[:, None] * sqn + offs_d[None, :] * sqd, dq.to(DQ.dtype.element_ty), mask=valid
         )
     base = pid_bh * SPLITS + split
-    state = DS_PART + base * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    state = DS_PART + base * ROW + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     tl.store(state, ds_a)
     tl.store(state + BLOCK_D * BLOCK_DV, ds_b)
-    tl.store(DZ_PART + base * 2 * BLOCK_D + offs_d, dz_a)
-    tl.store(DZ_PART + base * 2 * BLOCK_D + BLOCK_D + offs_d, dz_b)
-    tl.store(DVS_PART + base * BLOCK_DV + offs_dv, dv_mean)
+    tl.store(DZ_PART + base * ROW + offs_d, dz_a)
+    tl.store(DZ_PART + base * ROW + BLOCK_D + offs_d, dz_b)
+    tl.store(DVS_PART + base * ROW + offs_dv, dv_mean)
 
 
 @triton.jit
@@ -545,6 +548,7 @@ def _state_bwd(
     D,
     DV,
     inv_nk,
+    ROW,
     DOT: tl.constexpr,
     MODE: tl.constexpr,
     FEATURE: tl.constexpr,
@@ -565,10 +569,10 @@ def _state_bwd(
     valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
     k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D)
     v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV)
-    ds_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
-    dsp_ptr = DS + pid_bh * 2 * BLOCK_D * BLOCK_DV + partner[:, None] * BLOCK_DV + offs_dv[None, :]
+    ds_ptr = DS + pid_bh * ROW + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
+    dsp_ptr = DS + pid_bh * ROW + partner[:, None] * BLOCK_DV + offs_dv[None, :]
     ds_a = tl.load(ds_ptr)
-    dz_a = tl.load(DZ + pid_bh * 2 * BLOCK_D + offs_d)
+    dz_a = tl.load(DZ + pid_bh * ROW + offs_d)
     if ROPE:
         kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
         sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
@@ -581,7 +585,7 @@ def _state_bwd(
     df_a = (dpsi_a + dz_a[None, :]) * inv_nk
     if MODE == "nala":
         ds_b = tl.load(ds_ptr + BLOCK_D * BLOCK_DV)
-        dz_b = tl.load(DZ + pid_bh * 2 * BLOCK_D + BLOCK_D + offs_d)
+        dz_b = tl.load(DZ + pid_bh * ROW + BLOCK_D + offs_d)
         dpsi_b = mm(v, tl.trans(ds_b), DOT)  # [N, Dv] @ [Dv, D]
         if ROPE:
             dpsi_b = _rope_t(
@@ -611,7 +615,7 @@ def _state_bwd(
         dk = tl.where(valid, df_a * _phi_grad(k, FEATURE), 0.0)
         dv = mm(psi, ds_a, DOT) * inv_nk  # [N, D] @ [D, Dv]
         if MODE == "mala":
-            dv += tl.load(DVS + pid_bh * BLOCK_DV + offs_dv)[None, :] * inv_nk
+            dv += tl.load(DVS + pid_bh * ROW + offs_dv)[None, :] * inv_nk
     tl.store(
         DK + b * skb + h * skh + rows[:, None] * skn + offs_d[None, :] * skd, dk.to(DK.dtype.element_ty), mask=valid
     )
@@ -654,6 +658,24 @@ def unfit_reason(q: Tensor, v: Tensor, options: dict | None = None, causal: bool
     return None
 
 
+def _state_rows(heads: int, splits: int, block_d: int, block_dv: int, device: torch.device) -> Tensor:
+    """One fp32 row per (head, split) holding a pass's reductions side by side: the [2, D, Dv] states (two halves
+    for nala), the [2, D] normalisers and the [Dv] value mean. One buffer, so the splits sum in one launch."""
+    width = 2 * block_d * block_dv + 2 * block_d + block_dv
+    return torch.empty(heads, splits, width, device=device, dtype=torch.float32)
+
+
+def _state_views(rows: Tensor, block_d: int, block_dv: int) -> tuple[Tensor, Tensor, Tensor]:
+    """The states, normalisers and value mean of `rows` (views: the kernels step between rows by its row stride)."""
+    s_end = 2 * block_d * block_dv
+    return rows[..., :s_end], rows[..., s_end : s_end + 2 * block_d], rows[..., s_end + 2 * block_d :]
+
+
+def _sum_splits(rows: Tensor) -> Tensor:
+    """[heads, splits, width] partial reductions -> [heads, width]; no launch when there is one split."""
+    return rows[:, 0] if rows.shape[1] == 1 else rows.sum(1)
+
+
 class LinearAttention(torch.autograd.Function):
     """mode: one of MODES, feature: one of FEATURES (mala, norm); sin, cos: RoPE angles [B, H, N, D] or None."""
 
@@ -671,19 +693,14 @@ class LinearAttention(torch.autograd.Function):
             sin = cos = q  # placeholders, never read
         inv_nk = 1.0 if mode == "norm" else 1.0 / NK
         splits = reduction_splits(B * H, triton.cdiv(NK, block), q.device)
-        f32 = torch.float32
-        s_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
-        z_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
-        vs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
+        parts = _state_rows(B * H, splits, block_d, block_dv, q.device)
         flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         _state_fwd[(B * H, splits)](
             k,
             v,
             sin,
             cos,
-            s_part,
-            z_part,
-            vs_part,
+            *_state_views(parts, block_d, block_dv),
             *strides(k),
             *strides(v),
             *strides(sin),
@@ -694,6 +711,7 @@ class LinearAttention(torch.autograd.Function):
             DV,
             inv_nk,
             splits,
+            parts.shape[-1],
             BLOCK_N=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
@@ -701,15 +719,13 @@ class LinearAttention(torch.autograd.Function):
             num_warps=8,
             **flags,
         )
-        state, z, v_mean = s_part.sum(1), z_part.sum(1), vs_part.sum(1)
+        states = _sum_splits(parts)
         out = new_empty(B, H, NQ, DV, like=q)
         _apply_fwd[(triton.cdiv(NQ, block), B * H)](
             q,
             sin,
             cos,
-            state,
-            z,
-            v_mean,
+            *_state_views(states, block_d, block_dv),
             out,
             *strides(q),
             *strides(sin),
@@ -720,6 +736,7 @@ class LinearAttention(torch.autograd.Function):
             D,
             DV,
             scale,
+            states.shape[-1],
             BLOCK_M=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
@@ -727,37 +744,30 @@ class LinearAttention(torch.autograd.Function):
             num_warps=8,
             **flags,
         )
-        ctx.save_for_backward(q, k, v, sin, cos, state, z, v_mean)
+        ctx.save_for_backward(q, k, v, sin, cos, states)
         ctx.args = (mode, feature, scale, rope, block, stages, inv_nk)
         return out
 
     @staticmethod
     def backward(ctx, dout):
-        q, k, v, sin, cos, state, z, v_mean = ctx.saved_tensors
+        q, k, v, sin, cos, states = ctx.saved_tensors
         mode, feature, scale, rope, block, stages, inv_nk = ctx.args
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
         flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
         splits = reduction_splits(B * H, triton.cdiv(NQ, block), q.device)
-        f32 = torch.float32
-        ds_part = torch.empty(B * H, splits, 2, block_d, block_dv, device=q.device, dtype=f32)
-        dz_part = torch.empty(B * H, splits, 2, block_d, device=q.device, dtype=f32)
-        dvs_part = torch.empty(B * H, splits, block_dv, device=q.device, dtype=f32)
+        d_parts = _state_rows(B * H, splits, block_d, block_dv, q.device)
         dq = new_empty(*q.shape, like=q)
         q_c = q.contiguous()  # dq is written with q's (contiguous) strides
         _apply_bwd[(B * H, splits)](
             q_c,
             sin,
             cos,
-            state,
-            z,
-            v_mean,
+            *_state_views(states, block_d, block_dv),
             dout,
             dq,
-            ds_part,
-            dz_part,
-            dvs_part,
+            *_state_views(d_parts, block_d, block_dv),
             *strides(q_c),
             *strides(sin),
             *strides(cos),
@@ -768,6 +778,7 @@ class LinearAttention(torch.autograd.Function):
             DV,
             scale,
             splits,
+            d_parts.shape[-1],
             BLOCK_M=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
@@ -776,7 +787,7 @@ class LinearAttention(torch.autograd.Function):
             num_warps=8,
             **flags,
         )
-        d_state, d_z, d_vmean = ds_part.sum(1), dz_part.sum(1), dvs_part.sum(1)
+        d_states = _sum_splits(d_parts)
         k_c, v_c = k.contiguous(), v.contiguous()
         dk, dv = new_empty(*k.shape, like=k), new_empty(*v.shape, like=v)
         _state_bwd[(triton.cdiv(NK, block), B * H)](
@@ -784,9 +795,7 @@ class LinearAttention(torch.autograd.Function):
             v_c,
             sin,
             cos,
-            d_state,
-            d_z,
-            d_vmean,
+            *_state_views(d_states, block_d, block_dv),
             dk,
             dv,
             *strides(k_c),
@@ -798,6 +807,7 @@ class LinearAttention(torch.autograd.Function):
             D,
             DV,
             inv_nk,
+            d_states.shape[-1],
             BLOCK_N=block,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
