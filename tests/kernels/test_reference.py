@@ -215,3 +215,13 @@ def test_sigmoid_default_bias_is_minus_log_nk():
     a = kernels.attention(q, k, v, "sigmoid")
     b = kernels.attention(q, k, v, "sigmoid", bias=-math.log(37))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("n,m", [(1, 49), (5, 49), (49, 49), (50, 49), (100, 7), (1000, 49), (37, 1), (3136, 49)])
+def test_soft_block_means_are_the_segment_means(n, m):
+    """The fused path's landmarks (two reductions) equal the reference's tensor_split segment means."""
+    from kernels.ops.soft.reference import segment_means
+    from kernels.ops.soft.triton import block_means
+
+    k = torch.randn(2, 3, n, 16, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    torch.testing.assert_close(block_means(k, m), segment_means(k, m), rtol=0, atol=1e-12)

@@ -16,7 +16,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
-from .reference import gaussian_kernel, newton_schulz_pinv, segment_means
+from .reference import gaussian_kernel, newton_schulz_pinv
 
 
 @triton.jit
@@ -343,12 +343,23 @@ def unfit_reason(q: Tensor, v: Tensor, options: dict, causal: bool) -> str | Non
     return f"{m} landmarks: the kernel holds at most {MAX_LANDMARKS}" if m > MAX_LANDMARKS else None
 
 
+def block_means(k: Tensor, num_landmarks: int) -> Tensor:
+    """The reference's segment means (torch.tensor_split order) in two reductions instead of one per segment:
+    tensor_split gives the first N mod m segments one key more than the rest."""
+    n = k.shape[-2]
+    m = min(num_landmarks, n)
+    size, longer = divmod(n, m)
+    head = k[..., : longer * (size + 1), :].unflatten(-2, (longer, size + 1)).mean(-2)
+    tail = k[..., longer * (size + 1) :, :].unflatten(-2, (m - longer, size)).mean(-2)
+    return torch.cat((head, tail), dim=-2)
+
+
 def soft_attention(
     q: Tensor, k: Tensor, v: Tensor, *, num_landmarks: int, newton_iters: int, landmarks: Tensor | None
 ) -> Tensor:
     """Landmarks, G(L,L) and its Newton–Schulz pinv in fp32 PyTorch; every N-sized product fused."""
     if landmarks is None:
-        lm = segment_means(k.float(), num_landmarks)
+        lm = block_means(k.float(), num_landmarks)
     else:
         lm = landmarks.float().expand(*k.shape[:2], *landmarks.shape[-2:])
     inverse = newton_schulz_pinv(gaussian_kernel(lm, lm), newton_iters)
