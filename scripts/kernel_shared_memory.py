@@ -7,7 +7,8 @@ for the target with Triton's own compiler (ptxas ships inside Triton), whose met
 the kernel needs. A kernel over the architecture's limit fails at launch with OutOfResources, so this finds
 such launches on a CPU-only machine. Each line also gives the tensor-core instructions in the PTX (mma.sync or
 wgmma), and the registers per thread and spilled bytes ptxas reports. Exit code 1 when any launch is over the
-limit, or when a 16-bit launch has matrix products (tt.dot) but no tensor-core instruction.
+limit, or when a launch whose products take 16-bit operands (DOT bf16 or fp16) has no tensor-core instruction
+(SOFT's Newton–Schulz kernels multiply in fp32 on purpose).
 """
 
 from __future__ import annotations
@@ -160,13 +161,13 @@ def main(argv=None) -> int:
     for row in compile_all(entries, a.arch):
         flag = "OVER" if row["shared"] > limit else "ok"
         over += flag == "OVER"
-        if a.dtype != "float32" and row["dots"] and not row["mma"]:
-            flag, no_mma = "NOTC", no_mma + 1  # a product that does not reach the tensor cores
+        if row["flags"].get("DOT") in ("bf16", "fp16") and not row["mma"]:
+            flag, no_mma = "NOTC", no_mma + 1  # 16-bit products that do not reach the tensor cores
         usage = f"{row['shared']:7d} mma {row['mma']:3d} regs {row['registers']:3d} spill {row['spill_bytes']:5d}"
         print(f"{flag:4s} {usage} {row['kernel']:18s} {row['blocks']} {row['flags']} {row['options']}")
     print(f"{over} of {len(entries)} launches over the limit")
     if a.dtype != "float32":
-        print(f"{no_mma} of {len(entries)} launches with matrix products but no tensor-core instruction")
+        print(f"{no_mma} of {len(entries)} launches with 16-bit products but no tensor-core instruction")
     return 1 if over or no_mma else 0
 
 

@@ -178,3 +178,28 @@ def test_gpus_with_less_shared_memory_than_the_tiles_need_take_the_pytorch_path(
     monkeypatch.setattr(kernels.api, "_device_type", lambda t: "cuda")
     plan = kernels.explain(q, k, v, "nala")
     assert plan.path == "reference" and "65536 bytes" in plan.reason, plan
+
+
+@pytest.mark.parametrize("m,iters", [(7, 2), (49, 3), (49, 20), (64, 3)])
+def test_fused_newton_schulz_matches_autograd_through_the_iterations(m, iters):
+    """SOFT's fused Newton–Schulz: X_iters and dL/dA, dL/dX0 against float64 autograd through the loop."""
+    from kernels.ops.soft.newton_schulz import NewtonSchulz
+    from kernels.ops.soft.reference import gaussian_kernel, newton_schulz_iterate, newton_schulz_start
+
+    g = torch.Generator().manual_seed(m)
+    lm = torch.randn(2, 3, m, 16, generator=g, dtype=torch.float64) * 0.6
+    a = gaussian_kernel(lm, lm)
+    x0 = newton_schulz_start(a)
+    weight = torch.randn(2, 3, m, m, generator=g, dtype=torch.float64)
+    results = []
+    for fused in (False, True):
+        a_leaf, x0_leaf = (t.detach().clone().to(DEVICE, torch.float32 if fused else torch.float64) for t in (a, x0))
+        a_leaf.requires_grad_()
+        x0_leaf.requires_grad_()
+        x = (NewtonSchulz.apply if fused else newton_schulz_iterate)(a_leaf, x0_leaf, iters)
+        (x * weight.to(x)).sum().backward()
+        results.append([x.detach(), a_leaf.grad, x0_leaf.grad])
+    (x_ref, da_ref, dx0_ref), (x, da, dx0) = results
+    assert rel_rms(x_ref, x) < 1e-4 and rel_rms(da_ref, da) < 1e-4, (rel_rms(x_ref, x), rel_rms(da_ref, da))
+    if iters <= 3:  # later, the quadratic convergence leaves X0 an influence below fp32's range (1e-70 at 20)
+        assert rel_rms(dx0_ref, dx0) < 1e-4, rel_rms(dx0_ref, dx0)

@@ -20,15 +20,24 @@ def segment_means(k: Tensor, num_landmarks: int) -> Tensor:
     return torch.stack([seg.mean(dim=-2) for seg in k.tensor_split(m, dim=-2)], dim=-2)
 
 
-def newton_schulz_pinv(mat: Tensor, iters: int) -> Tensor:
-    """Pseudo-inverse by Newton–Schulz: X₀ = Aᵀ/(‖A‖₁‖A‖∞) per matrix, X ← X(2I − AX)."""
+def newton_schulz_start(mat: Tensor) -> Tensor:
+    """Newton–Schulz's first guess X₀ = Aᵀ/(‖A‖₁‖A‖∞), per matrix."""
     norm_1 = mat.abs().sum(dim=-2).amax(dim=-1)
     norm_inf = mat.abs().sum(dim=-1).amax(dim=-1)
-    x = mat.transpose(-1, -2) / (norm_1 * norm_inf)[..., None, None]
+    return mat.transpose(-1, -2) / (norm_1 * norm_inf)[..., None, None]
+
+
+def newton_schulz_iterate(mat: Tensor, x: Tensor, iters: int) -> Tensor:
+    """`iters` Newton–Schulz steps X ← X(2I − AX) from X."""
     two_eye = 2.0 * torch.eye(mat.shape[-1], dtype=mat.dtype, device=mat.device)
     for _ in range(iters):
         x = x @ (two_eye - mat @ x)
     return x
+
+
+def newton_schulz_pinv(mat: Tensor, iters: int) -> Tensor:
+    """Pseudo-inverse by Newton–Schulz: X₀ = Aᵀ/(‖A‖₁‖A‖∞) per matrix, X ← X(2I − AX)."""
+    return newton_schulz_iterate(mat, newton_schulz_start(mat), iters)
 
 
 def soft_attention(

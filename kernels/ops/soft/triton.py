@@ -16,7 +16,8 @@ import triton.language as tl
 from torch import Tensor
 
 from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
-from .reference import gaussian_kernel, newton_schulz_pinv
+from .newton_schulz import newton_schulz
+from .reference import gaussian_kernel, newton_schulz_start
 
 
 @triton.jit
@@ -357,11 +358,13 @@ def block_means(k: Tensor, num_landmarks: int) -> Tensor:
 def soft_attention(
     q: Tensor, k: Tensor, v: Tensor, *, num_landmarks: int, newton_iters: int, landmarks: Tensor | None
 ) -> Tensor:
-    """Landmarks, G(L,L) and its Newton–Schulz pinv in fp32 PyTorch; every N-sized product fused."""
+    """Landmarks and G(L,L) in fp32 PyTorch, the Newton–Schulz pinv in one kernel per pass (m <= 64), every
+    N-sized product fused."""
     if landmarks is None:
         lm = block_means(k.float(), num_landmarks)
     else:
         lm = landmarks.float().expand(*k.shape[:2], *landmarks.shape[-2:])
-    inverse = newton_schulz_pinv(gaussian_kernel(lm, lm), newton_iters)
+    gram = gaussian_kernel(lm, lm)
+    inverse = newton_schulz(gram, newton_schulz_start(gram), newton_iters)
     t = GaussReduce.apply(k, lm, v)
     return GaussApply.apply(q, lm, inverse @ t)
