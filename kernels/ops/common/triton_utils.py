@@ -48,7 +48,7 @@ def wide_dot_mode(t: Tensor) -> str:
 
 
 @triton.jit
-def _round_mantissa(x, DROP: tl.constexpr):
+def round_mantissa(x, DROP: tl.constexpr):
     """fp32 x rounded to nearest (ties to even) with its DROP lowest mantissa bits cleared, kept in fp32."""
     bits = x.to(tl.float32).to(tl.uint32, bitcast=True)
     keep: tl.constexpr = (0xFFFFFFFF >> DROP) << DROP
@@ -66,9 +66,9 @@ def mm(a, b, DOT: tl.constexpr):
     elif DOT == "fp16":
         return tl.dot(a.to(tl.float16), b.to(tl.float16))
     elif DOT == "bf16_rounded":
-        return tl.dot(_round_mantissa(a, 16), _round_mantissa(b, 16), input_precision="ieee")
+        return tl.dot(round_mantissa(a, 16), round_mantissa(b, 16), input_precision="ieee")
     elif DOT == "tf32_rounded":
-        return tl.dot(_round_mantissa(a, 13), _round_mantissa(b, 13), input_precision="ieee")
+        return tl.dot(round_mantissa(a, 13), round_mantissa(b, 13), input_precision="ieee")
     elif DOT == "tf32":
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="tf32")
     else:

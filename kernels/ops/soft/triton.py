@@ -5,7 +5,8 @@ O = G(Q,L)·W with W = pinv(G(L,L))·G(K,L)ᵀV. The N-sized work runs in three 
   apply:  G(x_r, L)·w for every row   (O = G(Q,L)W forward; dV = G(K,L)dT backward)
   grad:   E = (y zᵀ)∘G(x, L); dx = E·L − rowsum(E)·x; dL = Σ_r Eᵀx − colsum(E)·L
 The m×m landmark work (segment means, G(L,L), Newton–Schulz) is tiny and stays in PyTorch autograd.
-Squared distances are summed from differences, feature by feature, in fp32 (no ‖a‖²+‖b‖²−2a·b).
+Squared distances are summed from differences in fp32 for fp32 inputs; for 16-bit inputs they are ‖x‖² + ‖l‖²
+− 2x·l in fp32 with the cross term on the tensor cores, exact to fp32 (see _gauss_tile).
 """
 
 from __future__ import annotations
@@ -15,22 +16,54 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, strides
+from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, round_mantissa, strides
 from .newton_schulz import newton_schulz
 from .reference import gaussian_kernel, newton_schulz_start
 
 
 @triton.jit
 def _gauss_tile(
-    X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N: tl.constexpr, BLOCK_L: tl.constexpr
+    X,
+    L,
+    x_off,
+    l_off,
+    rows,
+    lms,
+    sxn,
+    sxd,
+    sln,
+    sld,
+    N,
+    M,
+    D,
+    DOT: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_L: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     """G(x_r, l_m) for a tile of rows and all landmarks; zero outside the rows and landmarks that exist."""
-    dist = tl.zeros([BLOCK_N, BLOCK_L], tl.float32)
-    for d in range(0, D):
-        xc = tl.load(X + x_off + rows * sxn + d * sxd, mask=rows < N, other=0.0).to(tl.float32)
-        lc = tl.load(L + l_off + lms * sln + d * sld, mask=lms < M, other=0.0).to(tl.float32)
-        diff = xc[:, None] - lc[None, :]
-        dist += diff * diff
+    if DOT == "ieee" or DOT == "tf32":
+        # fp32 inputs: squared differences summed feature by feature (an IEEE product for the cross term below
+        # would spill 32 KB and ask for 147 KB of shared memory in the gradient kernel)
+        dist = tl.zeros([BLOCK_N, BLOCK_L], tl.float32)
+        for d in range(0, D):
+            xc = tl.load(X + x_off + rows * sxn + d * sxd, mask=rows < N, other=0.0).to(tl.float32)
+            lc = tl.load(L + l_off + lms * sln + d * sld, mask=lms < M, other=0.0).to(tl.float32)
+            diff = xc[:, None] - lc[None, :]
+            dist += diff * diff
+    else:
+        # 16-bit inputs: ‖x‖² + ‖l‖² − 2x·l in fp32 with x·l on the tensor cores. x holds inputs, exact in their
+        # dtype; l is split into a 16-bit head and tail, so its rounding (2^-16 relative) stays far below fp32's
+        # cancellation in the expansion (it is fp16 arithmetic that cancels badly there)
+        offs_d = tl.arange(0, BLOCK_D)
+        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
+        lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
+        if DOT == "fp16":
+            head = lm.to(tl.float16).to(tl.float32)
+        else:
+            head = round_mantissa(lm, 16)
+        cross = mm(x, tl.trans(head), DOT) + mm(x, tl.trans(lm - head), DOT)  # [N, D] @ [D, L], twice
+        dist = tl.maximum(tl.sum(x * x, 1)[:, None] + tl.sum(lm * lm, 1)[None, :] - 2.0 * cross, 0.0)
     return tl.where((rows[:, None] < N) & (lms[None, :] < M), tl.exp(-0.5 * dist), 0.0)
 
 
@@ -69,6 +102,7 @@ def _reduce(
     BLOCK_N: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_DY: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     pid_bh = tl.program_id(0)
     split = tl.program_id(1)
@@ -80,7 +114,23 @@ def _reduce(
     for start in range(split * BLOCK_N, N, SPLITS * BLOCK_N):
         rows = start + tl.arange(0, BLOCK_N)
         g = _gauss_tile(
-            X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
+            X,
+            L,
+            b * sxb + h * sxh,
+            b * slb + h * slh,
+            rows,
+            lms,
+            sxn,
+            sxd,
+            sln,
+            sld,
+            N,
+            M,
+            D,
+            DOT,
+            BLOCK_N,
+            BLOCK_L,
+            BLOCK_D,
         )
         y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
         acc += mm(tl.trans(g), y, DOT)
@@ -118,6 +168,7 @@ def _apply(
     BLOCK_N: tl.constexpr,
     BLOCK_L: tl.constexpr,
     BLOCK_DW: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     pid_bh = tl.program_id(1)
@@ -127,7 +178,23 @@ def _apply(
     lms = tl.arange(0, BLOCK_L)
     offs_dw = tl.arange(0, BLOCK_DW)
     g = _gauss_tile(
-        X, L, b * sxb + h * sxh, b * slb + h * slh, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L
+        X,
+        L,
+        b * sxb + h * sxh,
+        b * slb + h * slh,
+        rows,
+        lms,
+        sxn,
+        sxd,
+        sln,
+        sld,
+        N,
+        M,
+        D,
+        DOT,
+        BLOCK_N,
+        BLOCK_L,
+        BLOCK_D,
     )
     w = _load(W, b * swb + h * swh, lms, offs_dw, swm, swd, M, DW)
     out = mm(g, w, DOT)
@@ -188,7 +255,7 @@ def _grad(
     for start in range(split * BLOCK_N, N, SPLITS * BLOCK_N):
         rows = start + tl.arange(0, BLOCK_N)
         x_off = b * sxb + h * sxh
-        g = _gauss_tile(X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, BLOCK_N, BLOCK_L)
+        g = _gauss_tile(X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, DOT, BLOCK_N, BLOCK_L, BLOCK_D)
         x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
         y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
         e = mm(y, tl.trans(z), DOT) * g  # dL/dG ∘ G, [rows, landmarks]
@@ -211,7 +278,7 @@ def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
     """Σ_r G(x_r, L)ᵀ y_r -> [B, H, m, Dy] in fp32."""
     B, H, N, D = x.shape
     M, DY = lm.shape[-2], y.shape[-1]
-    block_n, block_l, _ = _blocks(N, D, M)
+    block_n, block_l, block_d = _blocks(N, D, M)
     block_dy = block_dim(DY)
     splits = reduction_splits(B * H, triton.cdiv(N, block_n), x.device)
     part = torch.empty(B * H, splits, block_l, block_dy, device=x.device, dtype=torch.float32)
@@ -233,6 +300,7 @@ def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DY=block_dy,
+        BLOCK_D=block_d,
     )
     return part.sum(1)[:, :M, :DY].reshape(B, H, M, DY)
 
@@ -241,7 +309,7 @@ def _apply_rows(x: Tensor, lm: Tensor, w: Tensor, dtype: torch.dtype) -> Tensor:
     """G(x_r, L)·w for every row -> [B, H, N, Dw] in `dtype`."""
     B, H, N, D = x.shape
     M, DW = lm.shape[-2], w.shape[-1]
-    block_n, block_l, _ = _blocks(N, D, M)
+    block_n, block_l, block_d = _blocks(N, D, M)
     out = new_empty(B, H, N, DW, like=x, dtype=dtype)
     _apply[(triton.cdiv(N, block_n), B * H)](
         x,
@@ -261,6 +329,7 @@ def _apply_rows(x: Tensor, lm: Tensor, w: Tensor, dtype: torch.dtype) -> Tensor:
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DW=block_dim(DW),
+        BLOCK_D=block_d,
     )
     return out
 
