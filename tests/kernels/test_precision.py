@@ -12,6 +12,8 @@ from kernels.registry import KIND_TABLE
 from .inputs import make_qkv
 from .naive import rel_rms
 
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+
 FORMS = [(kind, causal) for kind, spec in KIND_TABLE.items() for causal in (False, True)[: 1 + spec.causal]]
 LOW = [torch.float16, torch.bfloat16]
 
@@ -51,6 +53,10 @@ def test_products_run_in_the_inputs_precision():
         return dot_mode(torch.zeros(1, dtype=dtype))
 
     assert mode(torch.float16) == "fp16"
+    # sums over tokens outgrow fp16's range: TF32 keeps its mantissa with fp32's range
+    assert dot_mode(torch.zeros(1, dtype=torch.float16), bounded=False) == (
+        "tf32" if torch.cuda.is_available() else "tf32_rounded"
+    )
     # the interpreter's exact stand-in (next test) where the products run on the CPU
     assert mode(torch.bfloat16) == ("bf16" if torch.cuda.is_available() else "bf16_rounded")
     allowed = torch.backends.cuda.matmul.allow_tf32
@@ -89,3 +95,17 @@ def test_interpreted_products_round_their_operands_like_the_tensor_cores(mode, d
     expected = rounded(a).double() @ rounded(b).double()
     assert torch.allclose(out.double(), expected, rtol=1e-6, atol=1e-5)
     assert not torch.allclose(out.double(), a.double() @ b.double(), rtol=1e-4, atol=1e-4)  # it did round
+
+
+@pytest.mark.parametrize("kind,causal", [("norm", False), ("norm", True), ("mala", False), ("nala", False)])
+def test_fp16_states_beyond_fp16_range_stay_finite(kind, causal):
+    """Linear attention's states are sums over tokens: here up to ~1e6, far past fp16's 65504, while the
+    (normalised) output fits. Cast to fp16 for a product they would be inf; the kernels keep them in fp32 and
+    multiply in TF32."""
+    g = torch.Generator().manual_seed(3)
+    q, k = (torch.rand(1, 2, 300, 16, generator=g) for _ in range(2))
+    v = torch.randn(1, 2, 300, 16, generator=g) * 100 + 3000  # Σ φ(k) v over 300 keys: about 1e6
+    q, k, v = (t.to(DEVICE, torch.float16) for t in (q, k, v))
+    ref = kernels.attention(q.double(), k.double(), v.double(), kind, causal=causal, backend="reference")
+    out = kernels.attention(q, k, v, kind, causal=causal, backend="triton")
+    assert torch.isfinite(out).all() and rel_rms(ref, out) < 1e-2, rel_rms(ref, out)

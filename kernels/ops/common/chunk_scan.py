@@ -238,7 +238,7 @@ def chunk_states(b: Tensor, c: Tensor, slopes: Tensor, n: int, *, reverse: bool)
         DA,
         DC,
         REVERSE=reverse,
-        DOT=dot_mode(b),
+        DOT=dot_mode(b, bounded=False),
         CHUNK=chunk,
         BLOCK_DA=block_da,
         BLOCK_DC=block_dc,
@@ -248,15 +248,23 @@ def chunk_states(b: Tensor, c: Tensor, slopes: Tensor, n: int, *, reverse: bool)
 
 
 def chunk_output(
-    a: Tensor, b: Tensor, c: Tensor, slopes: Tensor, forward: Tensor | None, backward: Tensor | None, mode: str
+    a: Tensor,
+    b: Tensor,
+    c: Tensor,
+    slopes: Tensor,
+    forward: Tensor | None,
+    backward: Tensor | None,
+    mode: str,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
     """OUT_t = Σ_s w(t, s)(a_t·b_s)c_s for `mode` in MODES, given the chunk states of (b, c) in the directions it
     needs (forward for causal and two_sided, backward for anticausal and two_sided; transposed views work).
-    a [B,H,NA,Da], b [B,H,NB,Da], c [B,H,NB,Dc] -> [B,H,NA,Dc]; positions of a and b both start at 0."""
+    a [B,H,NA,Da], b [B,H,NB,Da], c [B,H,NB,Dc] -> [B,H,NA,Dc] in `dtype` (default a's); positions of a and b
+    both start at 0."""
     B, H, NA, DA = a.shape
     NB, DC = b.shape[-2], c.shape[-1]
     chunk, block_da, block_dc, _ = _tiling(DA, DC, a)
-    out = new_empty(B, H, NA, DC, like=a)
+    out = new_empty(B, H, NA, DC, like=a, dtype=dtype)
     forward = backward if forward is None else forward
     backward = forward if backward is None else backward
     grid = (triton.cdiv(max(NA, NB), chunk), B * H, triton.cdiv(DC, block_dc))
@@ -280,7 +288,7 @@ def chunk_output(
         DA,
         DC,
         MODE=mode,
-        DOT=dot_mode(a),
+        DOT=dot_mode(a, bounded=False),
         CHUNK=chunk,
         BLOCK_DA=block_da,
         BLOCK_DC=block_dc,
@@ -293,22 +301,25 @@ def _t(states: Tensor | None) -> Tensor | None:
     return None if states is None else states.transpose(-1, -2)
 
 
-def decayed_attention(a: Tensor, b: Tensor, c: Tensor, slopes: Tensor, mode: str) -> tuple[Tensor, tuple]:
-    """The forward sum and the states its backward reuses."""
+def decayed_attention(
+    a: Tensor, b: Tensor, c: Tensor, slopes: Tensor, mode: str, dtype: torch.dtype | None = None
+) -> tuple[Tensor, tuple]:
+    """The forward sum (in `dtype`, default a's) and the states its backward reuses."""
     n = max(a.shape[-2], b.shape[-2])
     forward = chunk_states(b, c, slopes, n, reverse=False) if mode != "anticausal" else None
     backward = chunk_states(b, c, slopes, n, reverse=True) if mode != "causal" else None
-    return chunk_output(a, b, c, slopes, forward, backward, mode), (forward, backward)
+    return chunk_output(a, b, c, slopes, forward, backward, mode, dtype), (forward, backward)
 
 
 class DecayedLinearAttention(torch.autograd.Function):
-    """O_t = Σ_s λ_h^{|t−s|}(q_t·k_s)v_s over s ≤ t (causal) or all s (two-sided), fused forward and backward."""
+    """O_t = Σ_s λ_h^{|t−s|}(q_t·k_s)v_s over s ≤ t (causal) or all s (two-sided), fused forward and backward.
+    float_out: return O in fp32 whatever q's dtype (an unnormalised sum that a later step normalises)."""
 
     @staticmethod
-    def forward(ctx, q, k, v, slopes, causal: bool):
+    def forward(ctx, q, k, v, slopes, causal: bool, float_out: bool = False):
         slopes = slopes.to(device=q.device, dtype=torch.float32).contiguous()
         mode = "causal" if causal else "two_sided"
-        out, (forward, backward) = decayed_attention(q, k, v, slopes, mode)
+        out, (forward, backward) = decayed_attention(q, k, v, slopes, mode, torch.float32 if float_out else None)
         ctx.save_for_backward(q, k, v, slopes, *(s for s in (forward, backward) if s is not None))
         ctx.mode = mode
         return out
@@ -330,7 +341,7 @@ class DecayedLinearAttention(torch.autograd.Function):
         r_backward = chunk_states(q, dout, slopes, n, reverse=True) if flipped != "causal" else None
         dv = chunk_output(k, q, dout, slopes, r_forward, r_backward, flipped)
         dk = chunk_output(v, dout, q, slopes, _t(r_forward), _t(r_backward), flipped)
-        return dq, dk, dv, None, None
+        return dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 __all__ = ["MODES", "DecayedLinearAttention", "chunk_output", "chunk_states", "decayed_attention"]

@@ -694,7 +694,7 @@ class LinearAttention(torch.autograd.Function):
         inv_nk = 1.0 if mode == "norm" else 1.0 / NK
         splits = reduction_splits(B * H, triton.cdiv(NK, block), q.device)
         parts = _state_rows(B * H, splits, block_d, block_dv, q.device)
-        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
+        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q, bounded=False))
         _state_fwd[(B * H, splits)](
             k,
             v,
@@ -755,7 +755,7 @@ class LinearAttention(torch.autograd.Function):
         B, H, NQ, D = q.shape
         NK, DV = k.shape[-2], v.shape[-1]
         block_d, block_dv = block_dim(D), block_dim(DV)
-        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q))
+        flags = dict(MODE=mode, FEATURE=feature, ROPE=rope, DOT=dot_mode(q, bounded=False))
         splits = reduction_splits(B * H, triton.cdiv(NQ, block), q.device)
         d_parts = _state_rows(B * H, splits, block_d, block_dv, q.device)
         dq = new_empty(*q.shape, like=q)

@@ -22,29 +22,37 @@ def fp32_tiles(t: Tensor) -> bool:
     return interpreting() and t.dtype == torch.bfloat16
 
 
-def dot_mode(t: Tensor) -> str:
+def dot_mode(t: Tensor, *, bounded: bool = True) -> str:
     """How the kernels' matrix products run for inputs like `t` (the DOT constexpr of `mm`): fp16/bf16 inputs feed
     the tensor cores in their own dtype with fp32 accumulation; fp32 inputs stay exact (IEEE) unless torch allows
-    TF32 for matmuls. Under the interpreter bf16 is computed in fp32 (numpy has no bfloat16)."""
+    TF32 for matmuls. Under the interpreter, whose bf16 products are wrong (numpy has no bfloat16), bf16 operands are
+    rounded to bf16 and multiplied in fp32: the same numbers the tensor cores would multiply.
+
+    bounded=False: the products' operands include sums over tokens (linear attention's states, their gradients,
+    SOFT's pseudo-inverse products), which outgrow fp16's largest value, 65504, on long sequences. fp16 inputs
+    then multiply in TF32: fp16's 10-bit mantissa with fp32's range, still on the tensor cores. bf16 has fp32's
+    range and stays bf16."""
     if t.dtype == torch.float16:
-        return "fp16"
+        if bounded:
+            return "fp16"
+        return "tf32_rounded" if interpreting() else "tf32"
     if t.dtype == torch.bfloat16:
         return "bf16_rounded" if fp32_tiles(t) else "bf16"
     return "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"
 
 
 def state_dtype(t: Tensor) -> torch.dtype:
-    """The dtype in which a kernel stores states read back by a later one: the input's for fp16/bf16 (they are
-    cast to it for the next product anyway, as flash-linear-attention does), fp32 otherwise."""
-    return torch.float32 if fp32_tiles(t) else t.dtype
+    """The dtype in which a kernel stores states read back by a later one: bf16 for bf16 inputs (they are cast to it
+    for the next product anyway, as flash-linear-attention does), fp32 otherwise (fp16 cannot hold long sums)."""
+    return t.dtype if t.dtype == torch.bfloat16 and not fp32_tiles(t) else torch.float32
 
 
 def wide_dot_mode(t: Tensor) -> str:
     """`dot_mode` for products whose result cancels against another term, where bf16's 8-bit mantissa is not
-    enough: TF32 (10 bits, still on the tensor cores) for bf16 inputs, as for fp16 ones otherwise."""
+    enough: TF32 (10 bits, still on the tensor cores) for 16-bit inputs."""
     if t.dtype == torch.bfloat16:
         return "tf32_rounded" if fp32_tiles(t) else "tf32"
-    return dot_mode(t)
+    return dot_mode(t, bounded=False)
 
 
 @triton.jit

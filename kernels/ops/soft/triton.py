@@ -5,8 +5,8 @@ O = G(Q,L)·W with W = pinv(G(L,L))·G(K,L)ᵀV. The N-sized work runs in three 
   apply:  G(x_r, L)·w for every row   (O = G(Q,L)W forward; dV = G(K,L)dT backward)
   grad:   E = (y zᵀ)∘G(x, L); dx = E·L − rowsum(E)·x; dL = Σ_r Eᵀx − colsum(E)·L
 The m×m landmark work (segment means, G(L,L), Newton–Schulz) is tiny and stays in PyTorch autograd.
-Squared distances are summed from differences in fp32 for fp32 inputs; for 16-bit inputs they are ‖x‖² + ‖l‖²
-− 2x·l in fp32 with the cross term on the tensor cores, exact to fp32 (see _gauss_tile).
+Squared distances are summed from differences in fp32 for fp32 and fp16 inputs; for bf16 inputs they are
+‖x‖² + ‖l‖² − 2x·l in fp32 with the cross term on the tensor cores, exact to fp32 (see _gauss_tile).
 """
 
 from __future__ import annotations
@@ -42,8 +42,18 @@ def _gauss_tile(
     BLOCK_D: tl.constexpr,
 ):
     """G(x_r, l_m) for a tile of rows and all landmarks; zero outside the rows and landmarks that exist."""
-    if DOT == "ieee" or DOT == "tf32":
-        # fp32 inputs: squared differences summed feature by feature (an IEEE product for the cross term below
+    if DOT == "bf16" or DOT == "bf16_rounded":
+        # bf16 inputs: ‖x‖² + ‖l‖² − 2x·l in fp32 with x·l on the tensor cores. x holds inputs, exact in bf16; l is
+        # split into a bf16 head and tail, so its rounding (2^-16 relative) stays far below fp32's cancellation in
+        # the expansion (it is 16-bit arithmetic that cancels badly there)
+        offs_d = tl.arange(0, BLOCK_D)
+        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
+        lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
+        head = round_mantissa(lm, 16)
+        cross = mm(x, tl.trans(head), DOT) + mm(x, tl.trans(lm - head), DOT)  # [N, D] @ [D, L], twice
+        dist = tl.maximum(tl.sum(x * x, 1)[:, None] + tl.sum(lm * lm, 1)[None, :] - 2.0 * cross, 0.0)
+    else:
+        # fp32 and fp16 inputs: squared differences summed feature by feature (an IEEE product for the cross term
         # would spill 32 KB and ask for 147 KB of shared memory in the gradient kernel)
         dist = tl.zeros([BLOCK_N, BLOCK_L], tl.float32)
         for d in range(0, D):
@@ -51,19 +61,6 @@ def _gauss_tile(
             lc = tl.load(L + l_off + lms * sln + d * sld, mask=lms < M, other=0.0).to(tl.float32)
             diff = xc[:, None] - lc[None, :]
             dist += diff * diff
-    else:
-        # 16-bit inputs: ‖x‖² + ‖l‖² − 2x·l in fp32 with x·l on the tensor cores. x holds inputs, exact in their
-        # dtype; l is split into a 16-bit head and tail, so its rounding (2^-16 relative) stays far below fp32's
-        # cancellation in the expansion (it is fp16 arithmetic that cancels badly there)
-        offs_d = tl.arange(0, BLOCK_D)
-        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
-        lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
-        if DOT == "fp16":
-            head = lm.to(tl.float16).to(tl.float32)
-        else:
-            head = round_mantissa(lm, 16)
-        cross = mm(x, tl.trans(head), DOT) + mm(x, tl.trans(lm - head), DOT)  # [N, D] @ [D, L], twice
-        dist = tl.maximum(tl.sum(x * x, 1)[:, None] + tl.sum(lm * lm, 1)[None, :] - 2.0 * cross, 0.0)
     return tl.where((rows[:, None] < N) & (lms[None, :] < M), tl.exp(-0.5 * dist), 0.0)
 
 
@@ -296,7 +293,7 @@ def _reduce_rows(x: Tensor, lm: Tensor, y: Tensor) -> Tensor:
         D,
         DY,
         splits,
-        DOT=dot_mode(x),
+        DOT=dot_mode(x, bounded=False),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DY=block_dy,
@@ -325,7 +322,7 @@ def _apply_rows(x: Tensor, lm: Tensor, w: Tensor, dtype: torch.dtype) -> Tensor:
         M,
         D,
         DW,
-        DOT=dot_mode(x),
+        DOT=dot_mode(x, bounded=False),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_DW=block_dim(DW),
@@ -360,7 +357,7 @@ def _grad_rows(x: Tensor, lm: Tensor, y: Tensor, z: Tensor) -> tuple[Tensor, Ten
         D,
         DY,
         splits,
-        DOT=dot_mode(x),
+        DOT=dot_mode(x, bounded=False),
         BLOCK_N=block_n,
         BLOCK_L=block_l,
         BLOCK_D=block_d,
