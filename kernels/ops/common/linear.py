@@ -25,6 +25,7 @@ from .triton_utils import (
     mm,
     new_empty,
     reduction_splits,
+    seq_block,
     shared_memory_limit,
     strides,
     wide_dot_mode,
@@ -721,7 +722,13 @@ class LinearAttention(torch.autograd.Function):
         )
         states = _sum_splits(parts)
         out = new_empty(B, H, NQ, DV, like=q)
-        _apply_fwd[(triton.cdiv(NQ, block), B * H)](
+        # each program reloads the state from L2: for 16-bit inputs at D, Dv <= 64, mala's and norm's tiles of 128
+        # query rows read it 4x less often than the 32-row token tile, without spilling on sm_80/89/90
+        # (scripts/kernel_shared_memory.py). nala's two states spill at 64 rows on sm_80/89 (768 bytes), and fp32
+        # tiles of 128 rows spill everywhere (up to 15 KB on sm_80): those keep the token tile
+        wide = q.element_size() == 2 and max(block_d, block_dv) <= 64 and mode != "nala"
+        rows = seq_block(NQ, 128 if wide else block)
+        _apply_fwd[(triton.cdiv(NQ, rows), B * H)](
             q,
             sin,
             cos,
@@ -737,7 +744,7 @@ class LinearAttention(torch.autograd.Function):
             DV,
             scale,
             states.shape[-1],
-            BLOCK_M=block,
+            BLOCK_M=rows,
             BLOCK_D=block_d,
             BLOCK_DV=block_dv,
             num_stages=stages,
