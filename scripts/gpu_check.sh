@@ -18,7 +18,7 @@ SUMMARY=$OUT/summary.txt
 export TRITON_CACHE_DIR=$PWD/.triton-cache
 [ -f triton-cache.tgz ] && tar xzf triton-cache.tgz
 if compgen -G ".bench-wheels/*.whl" >/dev/null; then
-    $PY -m pip install -q --no-deps --target .bench-site .bench-wheels/*.whl && export PYTHONPATH=$PYTHONPATH:$PWD/.bench-site
+    $PY -m pip install -q --no-index --no-deps --target .bench-site .bench-wheels/*.whl && export PYTHONPATH=$PYTHONPATH:$PWD/.bench-site
 fi
 
 stage() {  # stage NAME LIMIT_S COMMAND...: run with a time limit, log to $R/NAME.log, note rc and seconds
@@ -68,6 +68,8 @@ done
 
 tar czf "$OUT/results.tgz" -C "$OUT" r
 tar czf "$OUT/triton-cache.tgz" .triton-cache 2>/dev/null
+# the device tool returns files of at most 16 MiB: a larger cache stays behind, and says so
+[ "$(stat -c %s "$OUT/triton-cache.tgz" 2>/dev/null || echo 0)" -gt 16000000 ] && echo "triton-cache.tgz over 16 MB"
 echo "----- summary"
 grep -hE "FAILED|[0-9]+ (passed|failed)" "$R"/kernel-tests.log 2>/dev/null | cut -c1-300 | tail -n 12
 cat "$R"/kernels-check.log 2>/dev/null
