@@ -66,6 +66,23 @@ def test_compiled_fullgraph_matches_eager_with_gradients(kind):
         assert torch.allclose(eager, comp, atol=1e-10, rtol=1e-10)
 
 
+@pytest.mark.parametrize("kind", kernels.KINDS)
+def test_compiled_graph_holds_the_custom_op(kind):
+    """Dynamo captures one opaque lavis3d::attention node (softmax on 'auto' stays SDPA, which inductor knows)."""
+    q, k, v, options = inputs(kind, requires_grad=False)
+    targets = []
+
+    def recording_backend(gm, example_inputs):
+        targets.extend(node.target for node in gm.graph.nodes if node.op == "call_function")
+        return gm
+
+    torch.compile(lambda q, k, v: kernels.attention(q, k, v, kind, **options), backend=recording_backend)(q, k, v)
+    if kind == "softmax":
+        assert torch.nn.functional.scaled_dot_product_attention in targets
+    else:
+        assert torch.ops.lavis3d.attention.default in targets, targets
+
+
 def test_compiled_errors_name_the_argument():
     """Bad options still raise the eager path's errors (the op's implementation checks them)."""
     q, k, v, _ = inputs("nala", requires_grad=False)
