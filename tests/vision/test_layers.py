@@ -163,3 +163,20 @@ def test_bad_arguments():
         create_attention("nala", 32, 2, attn_drop=0.1)
     with pytest.raises(ValueError, match="divisible"):
         create_attention("softmax", 30, 4)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+@pytest.mark.parametrize("kind", ["nala", "mala"])
+def test_lepe_reaches_grid_tokens_only(kind, heads):
+    """LePE adds V's neighbourhood to grid tokens, never to the class token, with one head or several."""
+    attn = layer(kind, heads=heads, prefix=1).double()
+    with torch.no_grad():
+        attn.lepe.weight.normal_()
+    x = torch.randn(2, 1 + 16, 32, dtype=torch.float64)
+    with_lepe = attn(x)
+    with torch.no_grad():
+        attn.lepe.weight.zero_()
+        attn.lepe.bias.zero_()
+    without = attn(x)
+    assert torch.allclose(with_lepe[:, 0], without[:, 0], atol=1e-12)
+    assert (with_lepe[:, 1:] - without[:, 1:]).abs().amax(-1).gt(1e-6).all()

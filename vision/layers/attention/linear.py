@@ -28,11 +28,22 @@ class LePE(nn.Conv2d):
         super().__init__(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim, device=device, dtype=dtype)
 
     def forward(self, v: Tensor, layout: TokenLayout) -> Tensor:
-        """v [B, H, N, D] -> [B, N, H·D]."""
+        """v [B, H, N, D] -> the grid tokens' encodings [B, n, H·D] (v's token layout is a view: no copy)."""
         B, _, N, _ = v.shape
         v_tokens = v.transpose(1, 2).reshape(B, N, -1)[:, layout.prefix :]
-        lepe = grid_to_tokens(super().forward(tokens_to_grid(v_tokens, layout)), layout)
-        return F.pad(lepe, (0, 0, layout.prefix, 0))
+        return grid_to_tokens(super().forward(tokens_to_grid(v_tokens, layout)), layout)
+
+    def add_to(self, o: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
+        """o [B, N, C] plus the encodings of its grid tokens. With several heads, o is the copy that merging the
+        heads made, so the encodings are added in place, without a zero-padded copy for the prefix tokens; with
+        one head o may be a view of the kernel's output, which must stay untouched."""
+        lepe = self(v, layout)
+        if not layout.prefix:
+            return o + lepe
+        if v.shape[1] > 1:
+            o[:, layout.prefix :] += lepe
+            return o
+        return o + F.pad(lepe, (0, 0, layout.prefix, 0))
 
 
 class NaLaAttention(KernelAttention):
@@ -46,7 +57,7 @@ class NaLaAttention(KernelAttention):
         self.out_norm = nn.LayerNorm(dim, device=device, dtype=dtype)
 
     def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-        return self.out_norm(o + self.lepe(v, layout)) * F.silu(self.gate(x))
+        return self.out_norm(self.lepe.add_to(o, v, layout)) * F.silu(self.gate(x))
 
 
 class MALAAttention(KernelAttention):
@@ -59,7 +70,7 @@ class MALAAttention(KernelAttention):
         self.lepe = LePE(dim, device=device, dtype=dtype)
 
     def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-        return (o + self.lepe(v, layout)) * self.gate(x)
+        return self.lepe.add_to(o, v, layout) * self.gate(x)
 
 
 class NormAttention(KernelAttention):
