@@ -163,6 +163,8 @@ def test_bad_arguments():
         create_attention("nala", 32, 2, attn_drop=0.1)
     with pytest.raises(ValueError, match="divisible"):
         create_attention("softmax", 30, 4)
+    with pytest.raises(TypeError, match="create_attention"):
+        KernelAttention(32, 2)
 
 
 @pytest.mark.parametrize("heads", [1, 2])

@@ -47,6 +47,11 @@ class KernelAttention(nn.Module):
         dtype=None,
     ):
         super().__init__()
+        if not self.kind:
+            raise TypeError(
+                "KernelAttention is the layers' shared base; build a kind's layer: vision.create_attention(kind, dim, "
+                "num_heads, ...) or vision.ATTN_LAYERS[kind](dim, num_heads, ...)"
+            )
         if dim % num_heads:
             raise ValueError(f"dim: {dim} is not divisible by num_heads={num_heads}")
         if attn_drop and not self.has_weights_to_drop:
