@@ -72,6 +72,8 @@ def measure(
         kind = "+".join(dict.fromkeys(model.attn_kinds))
     params = sum(p.numel() for p in model.parameters()) / 1e6
     row = Row(name, kind, res, batch, compiled, None, None, None, params)
+    if compiled:
+        torch.compiler.reset()  # a fresh cache per model: dynamo's recompile limit would fall back to eager
     run = torch.compile(model) if compiled else model
     images = torch.randn(batch, 3, res, res, device=device)
     labels = torch.randint(0, NUM_CLASSES, (batch,), device=device)

@@ -9,6 +9,14 @@ from kernels.custom_op import attention_op, pack_options
 
 from .inputs import make_qkv, rope_angles
 
+
+@pytest.fixture(autouse=True)
+def fresh_compiler():
+    torch.compiler.reset()  # every test compiles a new function: keep dynamo's recompile limit out of the way
+    yield
+    torch.compiler.reset()
+
+
 # kind -> options that exercise each tensor and scalar slot of the schema
 CASES = {
     "softmax": {},

@@ -23,6 +23,14 @@ TINY_HIERARCHICAL = dict(
 )
 
 
+@pytest.fixture(autouse=True)
+def fresh_compiler():
+    """Each test compiles new models of the same classes: without a reset dynamo's recompile limit is reached."""
+    torch.compiler.reset()
+    yield
+    torch.compiler.reset()
+
+
 def check_compiled_matches_eager(model: torch.nn.Module, images: torch.Tensor) -> None:
     model, images = model.to(DEVICE), images.to(DEVICE)
     compiled = torch.compile(model, fullgraph=True)
