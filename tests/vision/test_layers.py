@@ -5,6 +5,7 @@ import torch
 from timm.layers import Attention
 from timm.models.vision_transformer import VisionTransformer
 
+import kernels
 from vision.layers import (
     ATTN_KINDS,
     ATTN_LAYERS,
@@ -28,7 +29,7 @@ def layer(kind, dim=32, heads=2, rope=False, prefix=1, **kw):
 
 
 def test_one_layer_class_per_kind():
-    assert tuple(ATTN_LAYERS) == ATTN_KINDS
+    assert tuple(ATTN_LAYERS) == ATTN_KINDS == kernels.KINDS
     assert len(set(ATTN_LAYERS.values())) == len(ATTN_KINDS)
     for kind, cls in ATTN_LAYERS.items():
         assert issubclass(cls, KernelAttention) and cls.kind == kind and get_attn_layer(kind) is cls
