@@ -183,3 +183,23 @@ def test_lepe_reaches_grid_tokens_only(kind, heads):
     without = attn(x)
     assert torch.allclose(with_lepe[:, 0], without[:, 0], atol=1e-12)
     assert (with_lepe[:, 1:] - without[:, 1:]).abs().amax(-1).gt(1e-6).all()
+
+
+@pytest.mark.parametrize("kind", ["nala", "mala"])
+def test_lepe_never_writes_into_the_kernels_output(kind):
+    """A kernel may return [B, H, N, D] laid out as [B, N, H, D] (SDPA does): merging the heads is then a view, and
+    LePE's in-place add must go to a copy, not into the kernel's tensor."""
+    attn = layer(kind, prefix=1)
+    outputs = []
+
+    def attend(q, k, v, options):
+        out = torch.randn(q.shape[0], q.shape[2], q.shape[1], v.shape[-1]).transpose(1, 2)  # [B,N,H,D] memory
+        outputs.append((out, out.clone()))
+        return out
+
+    attn.attend = attend
+    with torch.no_grad():
+        attn.lepe.weight.normal_()
+        attn(torch.randn(2, 1 + 16, 32))
+    out, before = outputs[0]
+    assert torch.equal(out, before)

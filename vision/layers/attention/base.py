@@ -25,6 +25,7 @@ class KernelAttention(nn.Module):
     qkv_parts: ClassVar[int] = 3  # q, k and v from one Linear (SOFT: 2, its K is Q)
     rope_in_kernel: ClassVar[bool] = False  # nala, mala: RoPE inside the kernel's numerator, not on q and k
     has_weights_to_drop: ClassVar[bool] = False  # only softmax materialises attention weights (attn_drop)
+    finish_in_place: ClassVar[bool] = False  # `finish` writes into o: merging the heads must give a fresh tensor
 
     def __init__(
         self,
@@ -118,9 +119,18 @@ class KernelAttention(nn.Module):
         options.update(self.kernel_options(q, k, v, layout))
         o = self.attend(q, k, v, options)
         o = self.add_to_heads(o, v, layout)
-        o = self.norm(o.transpose(1, 2).reshape(B, N, C))
+        o = self.norm(self.merge_heads(o))
         o = self.finish(o, x, v, layout)
         return self.proj_drop(self.proj(o))
+
+    def merge_heads(self, o: Tensor) -> Tensor:
+        """[B, H, N, D] -> [B, N, H·D]: a view where the memory already has that layout (SDPA's output, one head),
+        else a copy; always a fresh tensor for layers whose `finish` writes into it."""
+        B, H, N, D = o.shape
+        o = o.transpose(1, 2)
+        if self.finish_in_place and o.is_contiguous():
+            return o.clone().view(B, N, H * D)
+        return o.reshape(B, N, H * D)
 
     # Hooks: the defaults are plain multi-head attention.
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -141,5 +151,6 @@ class KernelAttention(nn.Module):
         return o
 
     def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-        """Gates, position terms and norms on the merged output o [B, N, C], before the projection."""
+        """Gates, position terms and norms on the merged output o [B, N, C], before the projection (o is the layer's
+        own tensor, free to write into, when the class sets `finish_in_place`)."""
         return o

@@ -34,21 +34,19 @@ class LePE(nn.Conv2d):
         return grid_to_tokens(super().forward(tokens_to_grid(v_tokens, layout)), layout)
 
     def add_to(self, o: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
-        """o [B, N, C] plus the encodings of its grid tokens. With several heads, o is the copy that merging the
-        heads made, so the encodings are added in place, without a zero-padded copy for the prefix tokens; with
-        one head o may be a view of the kernel's output, which must stay untouched."""
+        """o [B, N, C] plus the encodings of its grid tokens, added in place (o must be the caller's own tensor):
+        no zero-padded copy for the prefix tokens."""
         lepe = self(v, layout)
         if not layout.prefix:
             return o + lepe
-        if v.shape[1] > 1:
-            o[:, layout.prefix :] += lepe
-            return o
-        return o + F.pad(lepe, (0, 0, layout.prefix, 0))
+        o[:, layout.prefix :] += lepe
+        return o
 
 
 class NaLaAttention(KernelAttention):
     kind = "nala"
     rope_in_kernel = True
+    finish_in_place = True  # LePE
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, *args, device=None, dtype=None, **kw):
         super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
@@ -63,6 +61,7 @@ class NaLaAttention(KernelAttention):
 class MALAAttention(KernelAttention):
     kind = "mala"
     rope_in_kernel = True
+    finish_in_place = True  # LePE
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, *args, device=None, dtype=None, **kw):
         super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
