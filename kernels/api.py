@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .custom_op import compiled_attention
 from .registry import KIND_TABLE
 
 KINDS: tuple[str, ...] = tuple(KIND_TABLE)
@@ -53,6 +54,10 @@ def attention(
     (the fastest correct path for the device; `explain` says which). Bad arguments raise ValueError or
     TypeError naming the argument, what was given and what is expected.
     """
+    if torch.compiler.is_compiling():  # torch.compile sees one opaque custom op (kernels/custom_op.py)
+        out = compiled_attention(q, k, v, kind, causal=causal, scale=scale, backend=backend, **options)
+        if out is not None:
+            return out
     spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
     plan = _plan(spec, kind, q, v, backend, resolved, causal)
     if plan.path == "sdpa":

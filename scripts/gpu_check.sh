@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One run on a lent GPU machine: the Triton kernels' correctness on the device, then the benchmarks.
-#   OUT=gpu-out scripts/gpu_check.sh [tests] [check] [peers] [kernels] [nvs] [causal] [vision]
+#   OUT=gpu-out scripts/gpu_check.sh [tests] [check] [peers] [kernels] [nvs] [causal] [vision] [vision-tests] [e2e]
+#                                    [e2e-compiled]
 # Every stage has its own time limit, so a slow or broken stage leaves the others' results. Logs, JSON and
 # PNG land in $OUT/r/ and are packed into $OUT/results.tgz at the end; the last lines printed are a summary.
 # Triton's compile cache is packed into $OUT/triton-cache.tgz: carry it back (as triton-cache.tgz in the
@@ -62,6 +63,11 @@ for name in $STAGES; do
     nvs) stage nvs-bench 50 $PY -m nvs.bench --device cuda --out "$R" ;;
     causal) stage kernels-full-causal 90 $PY -m kernels.bench --device cuda --suite full --causal --no-check --out "$R" ;;
     vision) stage vision-bench 120 $PY -m vision.bench --device cuda --sizes 224 --out "$R" ;;
+    vision-tests) stage vision-tests 240 $PY -m pytest tests/vision/test_fused_models.py tests/vision/test_compile.py \
+        tests/kernels/test_custom_op.py -v -p no:cacheprovider --timeout 200 --tb=short ;;
+    e2e) stage vision-e2e 400 $PY -m vision.bench --device cuda --suite e2e --compile off --out "$R" ;;
+    e2e-compiled) stage vision-e2e-compiled 550 $PY -m vision.bench --device cuda --suite e2e --compile on \
+        --out "$R/compiled" ;;
     *) echo "unknown stage $name" | tee -a "$SUMMARY" ;;
     esac
 done

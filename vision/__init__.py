@@ -11,7 +11,7 @@ import timm
 
 from . import models  # noqa: F401  (registers the models with timm)
 from .checkpoint import LoadReport, load_checkpoint, read_state_dict
-from .layers import ATTN_KINDS, KernelAttention
+from .layers import ATTN_KINDS, ATTN_LAYERS, KernelAttention, create_attention, get_attn_layer
 from .models.mae import MaskedAutoencoder
 from .training import ImageClassifier, MAEPretrainer
 
@@ -36,11 +36,14 @@ _OURS = {
 
 __all__ = [
     "ATTN_KINDS",
+    "ATTN_LAYERS",
     "ImageClassifier",
     "KernelAttention",
     "LoadReport",
     "MAEPretrainer",
     "MaskedAutoencoder",
+    "create_attention",
+    "get_attn_layer",
     "list_models",
     "load_checkpoint",
     "read_state_dict",

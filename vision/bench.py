@@ -2,8 +2,10 @@
 
     python -m vision.bench                 # current device, every model and kind
     python -m vision.bench --quick         # seconds: lavit_tiny with two kinds at 224²
+    python -m vision.bench --device cuda --suite e2e --out docs/bench   # ours beside timm's ViTs (bench_e2e.py)
+    python -m vision.bench --device cpu --suite e2e --res 64 --batch 2  # the same, tiny enough for a CPU
 
-Prints a table and writes <out>/vision-<device>.json and .png.
+Prints a table and writes <out>/vision-<device>.json and .png (e2e: vision-e2e-<device>.json and .png).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import torch.nn.functional as F
 
 import vision  # noqa: F401  (registers the models)
 from kernels.bench import device_name, figure_png, median_ms, parse_device, write_atomic
+
+from . import bench_e2e
 
 LAVIT_KINDS = ("softmax", "sigmoid", "nala", "mala", "norm", "lightning", "soft", "local")
 HIERARCHICAL = ("nalaformer_t", "mala_t", "soft_tiny", "nalaformer_s")
@@ -116,10 +120,13 @@ def plot(rows: list[Result], title: str) -> bytes:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m vision.bench", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--models", nargs="+", default=["lavit_tiny_patch16_224", *HIERARCHICAL])
+    p.add_argument("--suite", choices=("kinds", "e2e"), default="kinds", help="e2e: ours beside timm's ViTs")
+    p.add_argument("--models", nargs="+", default=None, help="default: every model of the suite")
     p.add_argument("--kinds", nargs="+", choices=LAVIT_KINDS, default=list(LAVIT_KINDS), help="for the lavit models")
-    p.add_argument("--sizes", nargs="+", type=int, default=[224, 448])
-    p.add_argument("--batch", type=int, default=None, help="default: 64 on CUDA, 4 on the CPU")
+    p.add_argument("--sizes", nargs="+", type=int, default=[224, 448], help="kinds suite")
+    p.add_argument("--res", nargs="+", type=int, default=None, help="e2e suite; default 224 448 896")
+    p.add_argument("--batch", type=int, default=None, help="kinds: 64 on CUDA, 4 on the CPU; e2e: 128 / 32 / 8")
+    p.add_argument("--compile", choices=("off", "on", "both"), default="both", help="e2e: eager, compiled or both")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--quick", action="store_true", help="lavit_tiny with softmax and nala at 224² only")
     p.add_argument("--out", type=Path, default=Path("bench-out"))
@@ -129,6 +136,9 @@ def main(argv=None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if args.suite == "e2e":
+        return main_e2e(args, device)
+    args.models = args.models or ["lavit_tiny_patch16_224", *HIERARCHICAL]
     unknown = [m for m in args.models if m not in vision.list_models()]
     if unknown:
         print(f"error: --models: unknown {unknown}; choose from {vision.list_models()}", file=sys.stderr)
@@ -159,6 +169,36 @@ def main(argv=None) -> int:
     )
     write_atomic(args.out / f"{stem}.png", plot(rows, title))
     print(f"wrote {args.out / stem}.json and .png")
+    return 0
+
+
+def main_e2e(args: argparse.Namespace, device: torch.device) -> int:
+    models = args.models or list(bench_e2e.MODELS)
+    unknown = [m for m in models if m not in bench_e2e.MODELS]
+    if unknown:
+        print(f"error: --models: {unknown} are not in the e2e suite {list(bench_e2e.MODELS)}", file=sys.stderr)
+        return 2
+    table = dict(bench_e2e.SIZES)
+    sizes = [(res, table.get(res, 8)) for res in args.res] if args.res else list(bench_e2e.SIZES)
+    if args.batch:
+        sizes = [(res, args.batch) for res, _ in sizes]
+    bad = [res for res, _ in sizes if res % 32]
+    if bad or (args.batch is not None and args.batch < 1):
+        print(f"error: --res: {bad} not a multiple of 32" if bad else "error: --batch: expected >= 1", file=sys.stderr)
+        return 2
+    modes = {"off": [False], "on": [True], "both": [False, True]}[args.compile]
+    rows = bench_e2e.run_suite(device, models, args.kinds, sizes, modes, args.repeats)
+    gpu = device_name(device)
+    title = f"vision.bench e2e: {gpu}, torch {torch.__version__}" + (", bf16 autocast" if device.type == "cuda" else "")
+    print(title)
+    print(bench_e2e.format_table(rows))
+    stem = args.out / f"vision-e2e-{device.type}"
+    report = {"gpu": gpu, "torch": torch.__version__, "device": device.type, "title": title}
+    write_atomic(
+        stem.with_suffix(".json"), json.dumps({**report, "rows": [asdict(r) for r in rows]}, indent=2).encode()
+    )
+    write_atomic(stem.with_suffix(".png"), bench_e2e.plot(rows, title))
+    print(f"wrote {stem}.json and .png")
     return 0
 
 

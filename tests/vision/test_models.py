@@ -4,6 +4,7 @@ import pytest
 import timm
 import torch
 
+import kernels
 import vision
 from vision import ATTN_KINDS
 
@@ -104,3 +105,21 @@ def test_backward_reaches_every_parameter():
     model = timm.create_model("soft_tiny", num_classes=4)
     model(torch.randn(2, 3, 64, 64)).sum().backward()
     assert [n for n, p in model.named_parameters() if p.grad is None] == []
+
+
+@pytest.mark.parametrize("kind", ATTN_KINDS)
+def test_lavit_blocks_are_built_with_the_kinds_layer_class(kind):
+    """timm builds each block's attention from `attn_layer` (nothing is swapped in afterwards), with the model's
+    settings: RoPE, the class token, the patch grid, and TransNormer's local blocks first."""
+    model = timm.create_model("lavit_tiny_patch16_224", attn_kind=kind, rope=True, img_size=64, depth=4)
+    expected = ["local", "local", "norm", "norm"] if kind == "norm" else [kind] * 4
+    for block, name in zip(model.blocks, expected, strict=True):
+        assert isinstance(block.attn, vision.ATTN_LAYERS[name]) and block.attn.kind == name
+        assert block.attn.use_rope and block.attn.num_prefix_tokens == 1 and block.attn.default_hw == (4, 4)
+
+
+def test_lightning_decay_slows_with_depth():
+    model = timm.create_model("lavit_tiny_patch16_224", attn_kind="lightning", img_size=64, depth=3)
+    alibi = torch.tensor(kernels.alibi_slopes(3))
+    for i, block in enumerate(model.blocks):
+        assert torch.allclose(block.attn.slopes, alibi * (1 - i / 2 + 1e-5))

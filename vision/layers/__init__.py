@@ -1,7 +1,17 @@
 """Layers shared by the vision models."""
 
-from .attention import ATTN_KINDS, KernelAttention
-from .rope import rope_2d
+from .attention import ATTN_KINDS, ATTN_LAYERS, KernelAttention, bind, create_attention, get_attn_layer
+from .rope import rope_2d, rope_tables
 from .tokens import TokenLayout
 
-__all__ = ["ATTN_KINDS", "KernelAttention", "TokenLayout", "rope_2d"]
+__all__ = [
+    "ATTN_KINDS",
+    "ATTN_LAYERS",
+    "KernelAttention",
+    "TokenLayout",
+    "bind",
+    "create_attention",
+    "get_attn_layer",
+    "rope_2d",
+    "rope_tables",
+]

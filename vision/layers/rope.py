@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -24,3 +26,22 @@ def rope_2d(layout: TokenLayout, head_dim: int, device: torch.device, base: floa
     if layout.prefix:
         angles = torch.cat([angles.new_zeros(angles.shape[0], layout.prefix, head_dim), angles], dim=1)
     return torch.sin(angles)[:, None], torch.cos(angles)[:, None]
+
+
+def rope_tables(layout: TokenLayout, head_dim: int, device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """rope_2d in `dtype`, computed once per grid, prefix, head size, device and dtype for a full grid (every
+    layer of a model and every call share it) and per call for a masked subset (its positions change)."""
+    if layout.keep is not None or torch.compiler.is_compiling():  # a compiled graph computes (and folds) it itself
+        sin, cos = rope_2d(layout, head_dim, device)
+        return sin.to(dtype), cos.to(dtype)
+    return _cached_tables(layout.hw, layout.prefix, head_dim, device, dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_tables(
+    hw: tuple[int, int], prefix: int, head_dim: int, device: torch.device, dtype: torch.dtype
+) -> tuple[Tensor, Tensor]:
+    # Built outside inference mode and autocast so training can save the tables for backward later.
+    with torch.inference_mode(False), torch.no_grad(), torch.autocast(device.type, enabled=False):
+        sin, cos = rope_2d(TokenLayout(hw, prefix), head_dim, device)
+        return sin.to(dtype), cos.to(dtype)

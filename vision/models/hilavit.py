@@ -2,9 +2,9 @@
 
 Conv stem (stride 4), then four stages; stages 2-4 open with a 3×3 stride-2 conv + BN (patch merging).
 Each block: x += CPE(x); x += LS·Attn(LN(x)); x += CPE(x); x += LS·FFN(LN(x)), with 3×3 depth-wise
-conv position encodings and an FFN whose hidden layer has a residual depth-wise conv. The attention is
-KernelAttention (optional 2-D RoPE). Presets: nalaformer_t/s and mala_t (linear attention in stages 1-2,
-softmax in 3-4, a 1×1 projection head), soft_tiny (SOFT in stages 1-3).
+conv position encodings and an FFN whose hidden layer has a residual depth-wise conv. The attention is the
+stage's kind's layer class (optional 2-D RoPE). Presets: nalaformer_t/s and mala_t (linear attention in stages
+1-2, softmax in 3-4, a 1×1 projection head), soft_tiny (SOFT in stages 1-3).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from timm.layers import DropPath, LayerScale, trunc_normal_
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import Tensor, nn
 
-from ..layers import KernelAttention
+from ..layers import get_attn_layer
+from ..layers.attention import SoftAttention
 
 
 class ConvStem(nn.Module):
@@ -73,15 +74,11 @@ class HiLaBlock(nn.Module):
         super().__init__()
         self.cpe1 = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = KernelAttention(
-            dim,
-            num_heads,
-            qkv_bias=True,
-            attn_kind=attn_kind,
-            rope=rope,
-            landmark_ratio=landmark_ratio,
-            v_conv_size=v_conv_size,
+        layer = get_attn_layer(attn_kind)
+        pooling = (
+            dict(landmark_ratio=landmark_ratio, v_conv_size=v_conv_size) if issubclass(layer, SoftAttention) else {}
         )
+        self.attn = layer(dim, num_heads, qkv_bias=True, rope=rope, **pooling)
         self.ls1 = LayerScale(dim, layer_scale) if layer_scale else nn.Identity()
         self.cpe2 = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)

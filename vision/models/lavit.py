@@ -1,4 +1,4 @@
-"""LaViT: timm's VisionTransformer with KernelAttention, so any attention kind drops into a plain ViT.
+"""LaViT: timm's VisionTransformer with `attn_layer=` one of our attention classes, so any kind drops into a ViT.
 
 At attn_kind="softmax" the parameter names, shapes and outputs are timm's `vit_*_patch16_224`, so timm
 and MAE checkpoints load strictly; any other kind loads the same checkpoint and initialises the rest.
@@ -6,15 +6,53 @@ and MAE checkpoints load strictly; any other kind loads the same checkpoint and 
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+from timm.layers import to_2tuple
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 
-from ..layers import KernelAttention
+from ..layers import KernelAttention, bind, get_attn_layer
+from ..layers.attention import LightningAttention, LocalAttention, NormAttention, SoftAttention
 
 LOCAL_LAYERS_FRACTION = 0.5  # TransNormer: DiagAttention (local) in the first half, NormAttention after
+
+
+class LaViTBlock(Block):
+    """timm's Block, whose attention layer gets the model's settings and its place in the stack.
+
+    timm builds every block with the same `attn_layer` class and hands a block its index (`depth`) only when the
+    layer is DiffAttention; `layer_for_block` turns the model's layer class into this block's bound class.
+    """
+
+    def __init__(self, *args, attn_layer: type[KernelAttention], depth: int = 0, layer_for_block, **kwargs):
+        super().__init__(*args, attn_layer=layer_for_block(attn_layer, depth), depth=depth, **kwargs)
+
+
+def layer_for_block(
+    layer: type[KernelAttention],
+    index: int,
+    *,
+    depth: int,
+    settings: dict[str, Any],
+    local_fraction: float,
+    landmark_ratio: int,
+) -> type[KernelAttention]:
+    """The attention class of block `index` of `depth`: TransNormer's norm runs local attention in the first
+    `local_fraction` of the blocks, Lightning's decay slows with depth (TransNormerLLM), SOFT pools landmarks."""
+    settings = dict(settings)
+    options = dict(settings.pop("attn_options", None) or {})
+    if issubclass(layer, NormAttention) and index < depth * local_fraction:
+        layer, options = LocalAttention, {k: v for k, v in options.items() if k == "block_size"}
+    elif issubclass(layer, NormAttention):
+        options.pop("block_size", None)
+    if issubclass(layer, LightningAttention):
+        settings["decay_scale"] = 1 - index / max(1, depth - 1) + 1e-5
+    if issubclass(layer, SoftAttention):
+        settings["landmark_ratio"] = landmark_ratio
+    return bind(layer, attn_options=options, **settings)
 
 
 class LaViT(VisionTransformer):
@@ -25,37 +63,29 @@ class LaViT(VisionTransformer):
         attn_options: dict[str, Any] | None = None,
         attn_backend: str = "auto",
         landmark_ratio: int = 2,
+        local_fraction: float = LOCAL_LAYERS_FRACTION,
         **kwargs,
     ):
-        super().__init__(**kwargs)
+        layer = get_attn_layer(attn_kind)
+        num_prefix_tokens = int(kwargs.get("class_token", True)) + kwargs.get("reg_tokens", 0)
+        img, patch = to_2tuple(kwargs.get("img_size", 224)), to_2tuple(kwargs.get("patch_size", 16))
+        grid = (img[0] // patch[0], img[1] // patch[1])  # PatchEmbed's grid; other inputs give `hw` or a square
+        settings = dict(
+            rope=rope,
+            num_prefix_tokens=num_prefix_tokens,
+            grid_size=grid,
+            attn_options=attn_options,
+            backend=attn_backend,
+        )
+        pick = partial(
+            layer_for_block,
+            depth=kwargs.get("depth", 12),
+            settings=settings,
+            local_fraction=local_fraction,
+            landmark_ratio=landmark_ratio,
+        )
+        super().__init__(attn_layer=layer, block_fn=partial(LaViTBlock, layer_for_block=pick), **kwargs)
         self.attn_kind = attn_kind
-        depth = len(self.blocks)
-        for i, block in enumerate(self.blocks):
-            old = block.attn
-            kind, options = attn_kind, dict(attn_options or {})
-            if attn_kind == "norm" and i < depth * LOCAL_LAYERS_FRACTION:
-                kind, options = "local", {k: v for k, v in options.items() if k == "block_size"}
-            elif attn_kind == "norm":
-                options.pop("block_size", None)
-            new = KernelAttention(
-                old.qkv.in_features,
-                old.num_heads,
-                qkv_bias=old.qkv.bias is not None,
-                proj_bias=old.proj.bias is not None,
-                attn_drop=old.attn_drop.p if kind == "softmax" else 0.0,
-                proj_drop=old.proj_drop.p,
-                attn_kind=kind,
-                rope=rope,
-                num_prefix_tokens=self.num_prefix_tokens,
-                landmark_ratio=landmark_ratio,
-                decay_scale=1 - i / max(1, depth - 1) + 1e-5,
-                attn_options=options,
-                backend=attn_backend,
-            )
-            new.q_norm, new.k_norm, new.norm = old.q_norm, old.k_norm, old.norm  # timm's (norms or Identity)
-            new.default_hw = tuple(self.patch_embed.grid_size)
-            block.attn = new
-        self.init_weights(self.weight_init_mode)
 
 
 def _cfg(**kwargs) -> dict:
