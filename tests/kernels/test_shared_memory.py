@@ -26,41 +26,40 @@ CASES = {
 }
 
 
+def compile_report(arch: int, kinds: list[str], dims: tuple[int, int], dtype: str) -> str:
+    """scripts/kernel_shared_memory.py's report; it compiles outside the interpreter that tests/conftest.py turns
+    on (the script re-runs itself without it)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts/kernel_shared_memory.py"), "--arch", str(arch), "--kinds", *kinds]
+        + ["--dims", *map(str, dims), "--dtype", dtype],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1100,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "\n0 of " in result.stdout, result.stdout
+    return result.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 @pytest.mark.parametrize("case", CASES)
 def test_fp32_launches_fit_in_the_gpus_shared_memory(case):
     arch, kinds, dims = CASES[case]
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/kernel_shared_memory.py"), "--arch", str(arch), "--kinds", *kinds]
-        + ["--dims", *map(str, dims), "--dtype", "float32"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1100,
-    )
-    # the script compiles outside the interpreter that tests/conftest.py turns on (it re-runs itself without it)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "\n0 of " in result.stdout and "OVER" not in result.stdout, result.stdout
-    compiled = [line for line in result.stdout.splitlines() if line.startswith("ok ")]
-    assert len(compiled) >= 4 * len(kinds), result.stdout  # forward and backward kernels of every kind
+    report = compile_report(arch, kinds, dims, "float32")
+    assert "OVER" not in report, report
+    compiled = [line for line in report.splitlines() if line.startswith("ok ")]
+    assert len(compiled) >= 4 * len(kinds), report  # forward and backward kernels of every kind
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_16bit_launches_run_their_products_on_tensor_cores():
-    """bf16 inputs: every launch whose kernel has a matrix product (tt.dot) compiles to mma/wgmma instructions for
-    sm_90. Before the products went through kernels/ops/common/triton_utils.mm, the linear, scan and SOFT kernels
-    cast bf16 to fp32 and compiled to none."""
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/kernel_shared_memory.py"), "--arch", "90", "--dims", "64", "64"]
-        + ["--dtype", "bfloat16"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1100,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "\n0 of " in result.stdout and "NOTC" not in result.stdout, result.stdout
-    with_products = [line for line in result.stdout.splitlines() if line.startswith("ok ") and " mma   0 " not in line]
-    assert len(with_products) >= 3 * len(ALL_KINDS), result.stdout
+    """bf16 inputs: every launch whose products take bf16 operands compiles to mma/wgmma instructions for sm_90.
+    Before the products went through kernels/ops/common/triton_utils.mm, the linear, scan and SOFT kernels cast
+    bf16 to fp32 and compiled to none."""
+    report = compile_report(90, ALL_KINDS, (64, 64), "bfloat16")
+    assert "NOTC" not in report, report
+    with_products = [line for line in report.splitlines() if line.startswith("ok ") and " mma   0 " not in line]
+    assert len(with_products) >= 3 * len(ALL_KINDS), report
