@@ -17,8 +17,10 @@ def norm_attention(q: Tensor, k: Tensor, v: Tensor, *, causal: bool, feature_map
         return LinearAttention.apply(q, k, v, None, None, "norm", feature_map, 1.0)
     phi = FEATURE_MAPS[feature_map]
     no_decay = torch.zeros(q.shape[1], device=q.device)
-    # the sum before the norm grows with N: kept in fp32, as fp16 would overflow on long sequences
-    return simple_rms_norm(DecayedLinearAttention.apply(phi(q), phi(k), v, no_decay, True, True)).to(q.dtype)
+    # the sum before the norm grows with N: fp16 would overflow on long sequences, so it is kept in fp32 there
+    # (bf16 has fp32's range and keeps its backward on bf16 tensor cores)
+    float_out = q.dtype == torch.float16
+    return simple_rms_norm(DecayedLinearAttention.apply(phi(q), phi(k), v, no_decay, True, float_out)).to(q.dtype)
 
 
 def unfit_reason(q: Tensor, v: Tensor, options: dict, causal: bool) -> str | None:
