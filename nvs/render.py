@@ -21,6 +21,8 @@ import tempfile
 from importlib.util import find_spec
 from pathlib import Path
 
+from common.cli import OneLineParser
+
 from .errors import InputError
 
 PROG = "python -m nvs.render"
@@ -32,13 +34,6 @@ INTERRUPTED = 130  # the shell's exit code for a command stopped by Ctrl-C (128 
 def prog() -> str:
     """The name the user typed: the console script's, or `python -m nvs.render`."""
     return SCRIPT if Path(sys.argv[0]).name == SCRIPT else PROG
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Command-line errors as one line on stderr (exit code 2), without the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def build_parser() -> OneLineParser:

@@ -13,6 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
+from common.files import write_atomic
+from common.schedules import warmup_cosine
+
 from .model.nvist import NViST, NViSTConfig
 
 log = logging.getLogger(__name__)
@@ -186,10 +189,7 @@ class NViSTModule(L.LightningModule):
         folder.mkdir(parents=True, exist_ok=True)
         from torchvision.utils import save_image
 
-        path = folder / f"{prefix}_step{self.global_step:07d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        save_image(grid, tmp)
-        tmp.replace(path)
+        write_atomic(folder / f"{prefix}_step{self.global_step:07d}.png", lambda tmp: save_image(grid, tmp))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -211,17 +211,6 @@ class NViSTModule(L.LightningModule):
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(h.warmup_steps, total // 10)
-
-        def factor(step: int, base: float) -> float:
-            import math
-
-            if step < warmup:
-                return (step + 1) / max(1, warmup)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            floor = h.min_lr / base
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, [lambda s: factor(s, h.encoder_lr), lambda s: factor(s, h.lr)]
-        )
+        # both groups end at min_lr, whatever their base rates
+        scheduler = warmup_cosine(optimizer, warmup, total, [h.min_lr / h.encoder_lr, h.min_lr / h.lr])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from dataclasses import asdict, fields
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from common.files import save_weights_and_config
 from vision.checkpoint import read_weights_and_config
 
 from .model.nvist import NViST, NViSTConfig
@@ -40,19 +40,7 @@ TINY = dict(
 
 def save_model(model: NViST, path: str | Path) -> Path:
     """Write model weights (safetensors) and `<path>.json` (its NViSTConfig), each via a temporary file."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = path.with_suffix(".json")
-    for target, write in (
-        (path, lambda p: save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(p))),
-        (config, lambda p: p.write_text(json.dumps(asdict(model.config), indent=2))),
-    ):
-        tmp = target.with_name(f".{target.name}.tmp")
-        write(tmp)
-        tmp.replace(target)
-    return path
+    return save_weights_and_config(path, model.state_dict(), asdict(model.config))
 
 
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> NViST:

@@ -8,6 +8,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from common.files import write_atomic
+
 from .inference import ReIDModel
 from .model import CoreReIDNet
 
@@ -43,25 +45,25 @@ def export_onnx(
     module = _Embedding(model).eval()
     device = model.mean.device
     example = torch.rand(2, 3, height, width, device=device)  # batch 2: a batch of 1 would be specialised away
-    tmp = path.with_name(f".{path.name}.tmp")
     was_training = model.training
     model.eval()
     try:
-        torch.onnx.export(
-            module,
-            (example,),
-            str(tmp),
-            input_names=["images"],
-            output_names=["embeddings"],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
+        write_atomic(
+            path,
+            lambda tmp: torch.onnx.export(
+                module,
+                (example,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["embeddings"],
+                dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            ),
         )
-        tmp.replace(path)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return path
 

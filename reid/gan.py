@@ -30,6 +30,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
+from common.cli import OneLineParser
+from common.files import save_weights_and_config, write_atomic, write_text_atomic
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 # -- networks --------------------------------------------------------------------------------------------------
@@ -297,9 +300,7 @@ class CameraStyleGAN(L.LightningModule):
         folder.mkdir(parents=True, exist_ok=True)
         a, b = self.hparams.camera_a, self.hparams.camera_b
         path = folder / f"c{a}_c{b}_epoch{self.current_epoch:03d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        save_image(grid.clamp(0, 1), tmp)
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: save_image(grid.clamp(0, 1), tmp))
 
     def configure_optimizers(self):
         h = self.hparams
@@ -458,17 +459,7 @@ class CameraPairData(L.LightningDataModule):
 
 def save_generator(generator: ResnetGenerator, path: str | Path) -> None:
     """`path` (.safetensors) plus its architecture beside it as `path` with .json, both written atomically."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    config = path.with_suffix(".json")
-    tmp = config.with_name(f".{config.name}.tmp")
-    tmp.write_text(json.dumps(generator.config, indent=2))
-    tmp.replace(config)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in generator.state_dict().items()}, str(tmp))
-    tmp.replace(path)
+    save_weights_and_config(path, generator.state_dict(), generator.config)
 
 
 def load_generator(path: str | Path) -> ResnetGenerator:
@@ -523,9 +514,7 @@ def write_style_augmented(
                     images = torch.stack([load_image(chunk[i][0][0], height, width) for i in todo]).to(device)
                     rendered = ((generator(images) + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1)
                     for i, pixels in zip(todo, rendered.cpu().numpy(), strict=True):
-                        tmp = targets[i].with_name(f".{targets[i].name}.tmp.jpg")
-                        Image.fromarray(pixels).save(tmp, quality=95)
-                        tmp.replace(targets[i])
+                        write_atomic(targets[i], lambda tmp, p=pixels: Image.fromarray(p).save(tmp, quality=95))
                 new += [(str(t), pid, camid) for t, ((_, pid, camid), _, _) in zip(targets, chunk, strict=True)]
                 bar.update(len(chunk))
     return new
@@ -607,15 +596,8 @@ def run_stage0(
         progress=progress,
     )
     listing = out / "camstyle_train.txt"
-    tmp = listing.with_name(f".{listing.name}.tmp")
-    tmp.write_text("".join(f"{path} {pid} {camid}\n" for path, pid, camid in new))
-    tmp.replace(listing)
+    write_text_atomic(listing, "".join(f"{path} {pid} {camid}\n" for path, pid, camid in new))
     return new
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line on stderr, exit code 2
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -627,7 +609,7 @@ def _size(text: str) -> tuple[int, int]:
 
 def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     """python -m reid.gan --root DIR --out DIR [...]: stage 0 of CORE-ReID (see `run_stage0`)."""
-    p = _Parser(prog="python -m reid.gan", description=__doc__.splitlines()[0])
+    p = OneLineParser(prog="python -m reid.gan", description=__doc__.splitlines()[0])
     p.add_argument("--root", required=True, help="dataset root (the folder holding bounding_box_train)")
     p.add_argument("--out", required=True, help="output folder (generators, run logs, rendered images)")
     p.add_argument("--dataset", default="market1501")
