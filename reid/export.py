@@ -71,7 +71,7 @@ def export_onnx(
 def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
     """The inference network of a stage-1 (its network) or stage-2 (its EMA teacher) Lightning checkpoint, or
     of a saved model, without the classifier."""
-    from .training import read_network
+    from .engine.checkpoints import read_network
 
     weights, config = read_network(str(path))
     weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
