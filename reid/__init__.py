@@ -12,11 +12,11 @@ running the command module never finds itself already imported by the package.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from common.lazy import lazy_names
 
 # public name -> the submodule that defines it
 _LAZY = {
@@ -55,19 +55,7 @@ if TYPE_CHECKING:
     from .search import Match, SkippedImageWarning, identity, rank
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `reid.<module>` works
-            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
-        raise AttributeError(f"module 'reid' has no attribute {name!r}")
-    module = importlib.import_module(f".{_LAZY[name]}", __name__)
-    value = getattr(module, name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):
