@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 
-def temporary_name(path: Path) -> Path:
-    """The hidden temporary file beside `path`; it keeps `path`'s suffix, so writers that pick a format from
-    the name (PIL, torchvision) still do."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp{path.suffix}")
-
-
 def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
-    """Call `write(tmp)` to fill a temporary file, then rename it to `path`. Returns `path`."""
+    """Call `write(tmp)` to fill a new hidden temporary file beside `path` (its name ends in `path`'s suffix, so
+    writers that pick a format from the name, such as PIL and torchvision, still do), then rename it to `path`.
+    Returns `path`."""
     path = Path(path)
-    tmp = temporary_name(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
     try:
         write(tmp)
         os.replace(tmp, path)
@@ -59,7 +58,6 @@ def save_weights_and_config(path: str | Path, state: Mapping[str, Any], config: 
 
 __all__ = [
     "save_weights_and_config",
-    "temporary_name",
     "write_atomic",
     "write_bytes_atomic",
     "write_json_atomic",

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from common.images import open_image
+
 
 def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
     """[3, H, W] float in 0..1 from a path, PIL image or tensor. EXIF orientation is applied; grayscale is
@@ -24,15 +26,7 @@ def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) ->
         array = image.detach().cpu().float().permute(1, 2, 0).numpy()
     else:
         if isinstance(image, (str, Path)):
-            path = Path(image)
-            if not path.is_file():
-                raise FileNotFoundError(f"image: no file at {path}")
-            try:
-                with Image.open(path) as opened:
-                    opened.load()
-                    image = opened.copy()
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise ValueError(f"image: cannot read {path}: {error}") from error
+            image = open_image(image)
         if not isinstance(image, Image.Image):
             raise TypeError(f"image: expected a path, PIL image or tensor, got {type(image).__name__}")
         image = ImageOps.exif_transpose(image)
