@@ -10,11 +10,15 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_names(package: str, names: dict[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """`__getattr__` and `__dir__` for `package`, whose public `names` map to the submodule defining each. A
-    submodule that is not a public name stays reachable as `package.<module>`. Each value is cached in the
-    package's namespace, so later look-ups skip `__getattr__`."""
+def lazy_names(
+    package: str, modules: dict[str, tuple[str, ...]]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """`__getattr__` and `__dir__` for `package`, whose public names are listed under the submodule defining
+    them (`{"weights": ("load_model", "save_model")}`). A submodule that is not a public name stays reachable
+    as `package.<module>`. Each value is cached in the package's namespace, so later look-ups skip
+    `__getattr__`."""
     namespace = sys.modules[package].__dict__
+    names = {name: module for module, exported in modules.items() for name in exported}
 
     def __getattr__(name: str) -> Any:
         if name not in names:

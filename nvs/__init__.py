@@ -15,17 +15,13 @@ from typing import TYPE_CHECKING
 
 from common.lazy import lazy_names
 
-# public name -> the submodule that defines it
+# the submodule -> the public names it defines
 _LAZY = {
-    "InputError": "errors",
-    "NViST": "model.nvist",
-    "NViSTConfig": "model.nvist",
-    "RadianceField": "model.nvist",
-    "load_model": "weights",
-    "render_to_folder": "outputs",
-    "save_model": "weights",
+    "errors": ("InputError",),
+    "model.nvist": ("NViST", "NViSTConfig", "RadianceField"),
+    "outputs": ("render_to_folder",),
+    "weights": ("load_model", "save_model"),
 }
-
 __all__ = ["InputError", "NViST", "NViSTConfig", "RadianceField", "load_model", "render_to_folder", "save_model"]
 
 if TYPE_CHECKING:

@@ -18,21 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from common.lazy import lazy_names
 
-# public name -> the submodule that defines it
+# the submodule -> the public names it defines
 _LAZY = {
-    "CoreReIDNet": "model",
-    "Match": "search",
-    "ReIDModel": "inference",
-    "SkippedImageWarning": "search",
-    "evaluate": "evaluation",
-    "identity": "search",
-    "load_model": "inference",
-    "pairwise_distance": "evaluation",
-    "rank": "search",
-    "re_ranking": "re_ranking",
-    "save_model": "inference",
+    "evaluation": ("evaluate", "pairwise_distance"),
+    "inference": ("ReIDModel", "load_model", "save_model"),
+    "model": ("CoreReIDNet",),
+    "re_ranking": ("re_ranking",),
+    "search": ("Match", "SkippedImageWarning", "identity", "rank"),
 }
-
 __all__ = [
     "CoreReIDNet",
     "Match",

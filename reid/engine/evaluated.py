@@ -40,11 +40,9 @@ class EvaluatedModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         self._log_scores("val")
 
-    def on_test_epoch_start(self) -> None:
-        self.evaluator.reset()
-
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._collect(batch)
+    # testing collects and scores as validation does; only the logged names differ
+    on_test_epoch_start = on_validation_epoch_start
+    test_step = validation_step
 
     def on_test_epoch_end(self) -> None:
         self._log_scores("test")

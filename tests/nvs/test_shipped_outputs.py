@@ -12,6 +12,7 @@ import torch
 
 import nvs
 from nvs import cameras
+from tests.saved_outputs import assert_matches_saved
 
 EXPECTED = Path(__file__).with_name("data") / "shipped_outputs.npz"
 PHOTO = Path(nvs.__file__).with_name("assets") / "coffee.jpg"
@@ -45,11 +46,7 @@ def test_shipped_model_renders_as_before():
     expected = np.load(EXPECTED)
     got = compute()
     assert set(got) == set(expected.files)
-    for name, value in got.items():
-        assert value.shape == expected[name].shape, name
-        assert np.abs(value - expected[name]).max() <= 1e-5, (
-            f"{name}: max abs diff {np.abs(value - expected[name]).max()}"
-        )
+    assert_matches_saved(got, expected)
 
 
 def test_expected_outputs_are_not_trivial():
