@@ -21,8 +21,8 @@ from common.lazy import lazy_names
 # the submodule -> the public names it defines
 _LAZY = {
     "evaluation": ("evaluate", "pairwise_distance"),
-    "inference": ("ReIDModel", "load_model", "save_model"),
-    "model": ("CoreReIDNet",),
+    "models.core_reid": ("CoreReIDNet",),
+    "models.inference": ("ReIDModel", "load_model", "save_model"),
     "re_ranking": ("re_ranking",),
     "search": ("Match", "SkippedImageWarning", "identity", "rank"),
 }
@@ -42,8 +42,8 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .evaluation import evaluate, pairwise_distance
-    from .inference import ReIDModel, load_model, save_model
-    from .model import CoreReIDNet
+    from .models.core_reid import CoreReIDNet
+    from .models.inference import ReIDModel, load_model, save_model
     from .re_ranking import re_ranking
     from .search import Match, SkippedImageWarning, identity, rank
 

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from common.files import write_atomic
 
-from .inference import ReIDModel
-from .model import CoreReIDNet
+from .models.core_reid import CoreReIDNet
+from .models.inference import ReIDModel
 
 
 class _Embedding(nn.Module):
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import sys
 
-    from .inference import save_model
+    from .models.inference import save_model
 
     parser = argparse.ArgumentParser(
         prog="python -m reid.export",

@@ -16,7 +16,7 @@ def read_network(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint: no such file {file}")
     if file.suffix == ".safetensors":
-        from ..inference import read_model_files
+        from ..models.inference import read_model_files
 
         return read_model_files(file)
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import lightning as L
 
 from ..evaluation import ReIDEvaluator
-from ..model import CoreReIDNet
+from ..models.core_reid import CoreReIDNet
 
 
 class EvaluatedModule(L.LightningModule):

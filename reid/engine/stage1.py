@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ..losses import stage1_loss
-from ..model import CoreReIDNet
+from ..models.core_reid import CoreReIDNet
 from .evaluated import EvaluatedModule
 from .optim import adam_with_warmup
 

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..clustering import camera_normalize, cluster_purity, kmeans, reciprocal_expansion
 from ..losses import stage2_loss
-from ..model import CoreReIDNet, ensemble_fusion
+from ..models.core_reid import CoreReIDNet, ensemble_fusion
 from .checkpoints import read_network
 from .evaluated import EvaluatedModule
 from .optim import adam_with_warmup

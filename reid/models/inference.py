@@ -15,12 +15,12 @@ from torch import Tensor, nn
 from common.files import save_weights_and_config
 from vision.checkpoint import read_weights_and_config
 
-from .model import CoreReIDNet
+from .core_reid import CoreReIDNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # The small default model shipped inside the package, once trained; absent until then.
-DEFAULT_WEIGHTS = Path(__file__).with_name("assets") / "reid_default.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).parents[1] / "assets" / "reid_default.safetensors"
 TINY = dict(trunk="resnet_reid_tiny", num_classes=0, trunk_kwargs={}, input_size=[128, 64])
 _CONFIG_KEYS = set(TINY)
 # Trunk arguments that only matter when the model is first built (an ImageNet start); never saved.
