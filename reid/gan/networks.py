@@ -3,12 +3,14 @@ initialisation), and generators on disk (safetensors plus a JSON config beside i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from torch import Tensor, nn
 
 from common.files import save_weights_and_config
+from vision.checkpoint import read_weights_and_config
+
+GENERATOR_SETTINGS = ("in_ch", "out_ch", "ngf", "n_blocks", "norm")  # ResnetGenerator's config
 
 
 def _norm_layer(norm: str, channels: int) -> nn.Module:
@@ -128,10 +130,9 @@ def save_generator(generator: ResnetGenerator, path: str | Path) -> None:
 
 
 def load_generator(path: str | Path) -> ResnetGenerator:
-    """A generator written by `save_generator` (safetensors and JSON only: nothing is unpickled)."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    generator = ResnetGenerator(**json.loads(path.with_suffix(".json").read_text()))
-    generator.load_state_dict(load_file(str(path)))
+    """A generator written by `save_generator` (safetensors and JSON only: nothing is unpickled), read by the
+    reader every model file shares."""
+    state, settings = read_weights_and_config(path, set(GENERATOR_SETTINGS))
+    generator = ResnetGenerator(**settings)
+    generator.load_state_dict(state)
     return generator.eval()
