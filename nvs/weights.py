@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from common.cli import OneLineParser, print_error
 from common.files import save_weights_and_config
 from vision.checkpoint import read_weights_and_config
 
@@ -71,10 +72,8 @@ def model_from_checkpoint(path: str | Path) -> NViST:
 
 def main(argv: list[str] | None = None) -> int:
     """python -m nvs.weights CHECKPOINT.ckpt --out model.safetensors: a training checkpoint -> a shippable model."""
-    import argparse
-    import sys
 
-    parser = argparse.ArgumentParser(prog="python -m nvs.weights", description=main.__doc__.split(": ", 1)[1])
+    parser = OneLineParser(name_errors=False, prog="python -m nvs.weights", description=main.__doc__.split(": ", 1)[1])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--out", type=Path, required=True, help=".safetensors to write (+ .json beside it)")
     args = parser.parse_args(argv)
@@ -83,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError(f"--out {args.out}: expected a .safetensors path")
         save_model(model_from_checkpoint(args.checkpoint), args.out)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return print_error(str(error))
     print(f"wrote {args.out} and {args.out.with_suffix('.json')}")
     return 0
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from common.cli import OneLineParser, print_error
 from common.files import write_atomic
 
 from .models.core_reid import CoreReIDNet
@@ -82,12 +83,11 @@ def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
 
 def main(argv: list[str] | None = None) -> int:
     """python -m reid.export CHECKPOINT --out model.safetensors [--onnx model.onnx]"""
-    import argparse
-    import sys
 
     from .models.inference import save_model
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        name_errors=False,
         prog="python -m reid.export",
         description="A Lightning checkpoint of stage 1 "
         "or 2 -> the inference model (safetensors + JSON) and optionally ONNX.",
@@ -104,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.onnx:
             export_onnx(net, args.onnx)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return print_error(str(error))
     print(f"wrote {args.out}" + (f" and {args.onnx}" if args.onnx else ""))
     return 0
 

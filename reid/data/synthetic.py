@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common.cli import OneLineParser
+from common.cli import OneLineParser, print_error
 from common.files import write_bytes_atomic
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
@@ -657,15 +657,13 @@ def main(argv=None) -> int:
     try:
         _check(**kw)
     except ValueError as error:
-        print(f"error: --{str(error).replace('_', '-')}", file=sys.stderr)
-        return 2
+        return print_error(f"--{str(error).replace('_', '-')}")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise PermissionError("not writable")
     except OSError as error:
-        print(f"error: --out: cannot write to {args.out}: {error}", file=sys.stderr)
-        return 2
+        return print_error(f"--out: cannot write to {args.out}: {error}")
     meta = generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw)
     for name, m in meta.items():
         sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())
