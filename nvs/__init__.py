@@ -11,21 +11,17 @@ running the command module never finds itself already imported by the package.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-# public name -> the submodule that defines it
+from common.lazy import lazy_names
+
+# the submodule -> the public names it defines
 _LAZY = {
-    "InputError": "errors",
-    "NViST": "model.nvist",
-    "NViSTConfig": "model.nvist",
-    "RadianceField": "model.nvist",
-    "load_model": "weights",
-    "render_to_folder": "outputs",
-    "save_model": "weights",
+    "errors": ("InputError",),
+    "model.nvist": ("NViST", "NViSTConfig", "RadianceField"),
+    "outputs": ("render_to_folder",),
+    "weights": ("load_model", "save_model"),
 }
-
 __all__ = ["InputError", "NViST", "NViSTConfig", "RadianceField", "load_model", "render_to_folder", "save_model"]
 
 if TYPE_CHECKING:
@@ -35,15 +31,4 @@ if TYPE_CHECKING:
     from .weights import load_model, save_model
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `nvs.<module>` works
-            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
-        raise AttributeError(f"module 'nvs' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)

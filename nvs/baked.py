@@ -13,35 +13,31 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from . import cameras
-from .model.encoding import frequency_encoding
 from .model.field import sample_vm
 from .model.nvist import RadianceField
-from .model.render import ray_box, render_rays
+from .model.volume_rendering import ray_box, render_rays
 
 
-class BakedField:
+class BakedField(RadianceField):
     """One photo's field on its grid nodes: density() and colour() at points in the field's frame (object
-    at the origin), render() with RadianceField.render's arguments and outputs."""
+    at the origin); render() is RadianceField.render (same arguments, same outputs, plus `hit`) with this
+    field's render_rays."""
 
     def __init__(self, field: RadianceField, chunk: int = 16384):
-        self.field, self.chunk = field, chunk
-        self.model, self.config = field.model, field.model.config
+        super().__init__(field.model, field.codes, field.distance, field.focal, chunk)
+        self.field, self.config = field, field.model.config
         self.decoder = self.model.field_decoder
-        self.volume = self._bake()  # [1, 1 + hidden, R, R, R] (z, y, x): raw density, then features
-        first = self.decoder.colour[0]
-        hidden = self.decoder.features[0].out_features
-        self.w_features, self.w_dirs, self.b_colour = first.weight[:, :hidden], first.weight[:, hidden:], first.bias
+        self.volume = self._bake()  # [1, 1 + hidden, R, R, R] (z, y, x): raw density, then colour features
 
     @torch.inference_mode()
     def _bake(self) -> Tensor:
-        res, codes, dc = self.config.field_resolution, self.field.codes, self.decoder.density_channels
+        """The decoder's linear heads (raw_density, colour_features) on the R³ grid nodes."""
+        res, codes = self.config.field_resolution, self.codes
         axis = torch.linspace(-1, 1, res, device=codes.planes.device)
         z, y, x = torch.meshgrid(axis, axis, axis, indexing="ij")
         nodes = torch.stack([x, y, z], dim=-1).reshape(1, -1, 3)
         vm = sample_vm(codes.planes, codes.lines, nodes)[0]  # [R³, 3, C], exact at the nodes
-        raw = vm[..., :dc].sum(dim=(-1, -2))
-        features = self.decoder.features[0](vm[..., dc:].flatten(-2))  # before the GELU
+        raw, features = self.decoder.raw_density(vm), self.decoder.colour_features(vm)
         return torch.cat([raw[:, None], features], dim=1).T.reshape(1, -1, res, res, res).contiguous()
 
     def _lookup(self, points: Tensor, channels: slice) -> Tensor:
@@ -56,43 +52,31 @@ class BakedField:
         out = out[..., 0, 0].permute(0, 2, 1).reshape(-1, out.shape[1])[: len(flat)]
         return out.reshape(*points.shape[:-1], -1)
 
-    def _activate(self, raw: Tensor) -> Tensor:
-        return self.decoder.activate(raw)
-
     def density(self, points: Tensor) -> Tensor:
         """points [..., 3] in the field's frame -> density [...]."""
-        return self._activate(self._lookup(points, slice(0, 1))[..., 0])
+        return self.decoder.activate(self._lookup(points, slice(0, 1))[..., 0])
 
     def colour(self, points: Tensor, dirs: Tensor) -> Tensor:
         """points [..., 3] and unit viewing directions [..., 3] -> rgb [..., 3] in 0..1."""
-        features = F.gelu(self._lookup(points, slice(1, None)))
-        return self._colour(features, self._dir_term(dirs))
-
-    def _dir_term(self, dirs: Tensor) -> Tensor:
-        return F.linear(frequency_encoding(dirs, self.decoder.dir_frequencies), self.w_dirs, self.b_colour)
-
-    def _colour(self, features: Tensor, dir_term: Tensor) -> Tensor:
-        hidden = F.gelu(features @ self.w_features.T + dir_term)
-        return torch.sigmoid(self.decoder.colour[2](hidden))
+        return self.decoder.rgb(self._lookup(points, slice(1, None)), self.decoder.direction_term(dirs))
 
     def _field_fn(self, points: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
         """render_rays' field: points and dirs [..., S, 3]; the direction term is computed once per ray."""
         values = self._lookup(points, slice(None))
-        features = F.gelu(values[..., 1:])
-        rgb = self._colour(features, self._dir_term(dirs[..., 0, :])[..., None, :])
-        return self._activate(values[..., 0]), rgb
+        rgb = self.decoder.rgb(values[..., 1:], self.decoder.direction_term(dirs[..., 0, :])[..., None, :])
+        return self.decoder.activate(values[..., 0]), rgb
 
-    def _render_rays(self, origins: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def render_rays(self, origins: Tensor, dirs: Tensor) -> dict[str, Tensor]:
         """Rays [P, 3] in the field's frame -> rgb [P, 3], distance [P], hit [P]; rays that miss the box only
         see the background (as render_rays would give them) and skip the samples."""
         c = self.config
         _, far, hit = ray_box(origins, dirs, c.bound)
-        rgb = self.model.background(self.field.codes.scene_token, dirs[None])[0]
+        rgb = self.model.background(self.codes.scene_token, dirs[None])[0]
         distance = far.clone()
         if hit.any():
             out = render_rays(
                 self._field_fn,
-                lambda d: self.model.background(self.field.codes.scene_token, d[None])[0],
+                lambda d: self.model.background(self.codes.scene_token, d[None])[0],
                 origins[hit],
                 dirs[hit],
                 bound=c.bound,
@@ -100,7 +84,7 @@ class BakedField:
                 importance=c.importance,
             )
             rgb[hit], distance[hit] = out["rgb"], out["distance"]
-        return rgb, distance, hit
+        return {"rgb": rgb, "distance": distance, "hit": hit}
 
     @torch.inference_mode()
     def render(
@@ -108,18 +92,7 @@ class BakedField:
     ) -> dict[str, Tensor]:
         """OpenCV camera-to-world poses [N, 4, 4] relative to the input camera -> rgb [N, H, W, 3], depth
         [N, H, W] (as RadianceField.render) and hit [N, H, W] (whether the ray crosses the field's box)."""
-        device = self.volume.device
-        poses = poses.to(device=device, dtype=torch.float32)
-        origins, dirs, z = cameras.pixel_rays(poses, fx, fy, cx, cy, width, height)
-        origins = self.model.to_field_frame(origins, torch.tensor([self.field.distance], device=device))
-        flat_o, flat_d = origins.reshape(-1, 3), dirs.reshape(-1, 3)
-        chunks = [
-            self._render_rays(flat_o[start : start + self.chunk], flat_d[start : start + self.chunk])
-            for start in range(0, flat_o.shape[0], self.chunk)
-        ]
-        rgb, distance, hit = (torch.cat(parts) for parts in zip(*chunks, strict=True))
-        depth = distance.reshape(dirs.shape[:-1]) * z
-        return {"rgb": rgb.reshape(dirs.shape).clamp(0, 1), "depth": depth, "hit": hit.reshape(dirs.shape[:-1])}
+        return super().render(poses, fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
 
     @torch.inference_mode()
     def density_grid(self, resolution: int) -> Tensor:

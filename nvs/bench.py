@@ -6,15 +6,15 @@ for the tiny and the paper-size configs on the current device.
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from kernels.bench import device_name, figure_png, median_ms, parse_device, write_atomic
+from common.cli import OneLineParser, print_error
+from common.files import write_bytes_atomic, write_json_atomic
+from kernels.bench import device_name, figure_png, median_ms, parse_device
 from kernels.memory import peak_memory
 
 from . import cameras
@@ -94,7 +94,7 @@ def plot(rows: list[Stage], title: str) -> bytes:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nvs.bench", description=__doc__.split("\n")[0])
+    p = OneLineParser(name_errors=False, prog="python -m nvs.bench", description=__doc__.split("\n")[0])
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--configs", nargs="+", choices=tuple(CONFIGS), default=list(CONFIGS))
     p.add_argument("--size", type=int, default=128, help="rendered view size in pixels")
@@ -104,11 +104,9 @@ def main(argv=None) -> int:
     try:
         device = parse_device(args.device)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return print_error(str(error))
     if args.size < 1:
-        print("error: --size: must be >= 1", file=sys.stderr)
-        return 2
+        return print_error("--size: must be >= 1")
     rows = [stage for name in args.configs for stage in profile(name, device, args.size, args.repeats)]
     title = f"nvs.bench: {device_name(device)}, torch {torch.__version__}"
     print(title)
@@ -117,10 +115,9 @@ def main(argv=None) -> int:
         peak = "-" if r.peak_mib is None else f"{r.peak_mib:.1f}"
         print(f"{r.config:>6} {r.stage:>20} {r.ms:>10.1f} {peak:>9}")
     stem = f"nvs-{device.type}"
-    write_atomic(
-        args.out / f"{stem}.json", json.dumps({"title": title, "rows": [asdict(r) for r in rows]}, indent=2).encode()
-    )
-    write_atomic(args.out / f"{stem}.png", plot(rows, title))
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out / f"{stem}.json", {"title": title, "rows": [asdict(r) for r in rows]})
+    write_bytes_atomic(args.out / f"{stem}.png", plot(rows, title))
     print(f"wrote {args.out / stem}.json and .png")
     return 0
 

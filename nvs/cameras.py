@@ -98,21 +98,41 @@ def orbit_poses(n: int, distance: float, elevation_deg: float = 0.0, *, start_de
     return out
 
 
+def camera_rays(pose: Tensor, intrinsics: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The one ray builder: rays of OpenCV cameras through image points (u, v) (pixel centres are at +0.5).
+    pose [..., 4, 4] camera-to-world and intrinsics [..., 4] (fx, fy, cx, cy) broadcast against u and v [...]
+    -> origins and unit directions [..., 3], and the z component of each unit direction in the camera frame
+    [...] (it turns a distance along the ray into depth)."""
+    fx, fy, cx, cy = intrinsics.unbind(-1)
+    cam = torch.stack(torch.broadcast_tensors((u - cx) / fx, (v - cy) / fy, torch.ones_like(u)), dim=-1)
+    cam = cam / cam.norm(dim=-1, keepdim=True)
+    directions = (pose[..., :3, :3] @ cam[..., None])[..., 0]
+    origins = pose[..., :3, 3].expand_as(directions)
+    return origins, directions, cam[..., 2].expand(directions.shape[:-1])
+
+
 def pixel_rays(
     pose: Tensor, fx: float, fy: float, cx: float, cy: float, width: int, height: int
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Rays through pixel centres of OpenCV cameras: origins and unit directions [N, H, W, 3], and the
-    z component of each unit direction in the camera frame [N, H, W] (to turn ray distance into depth)."""
+    """Rays through every pixel centre of N OpenCV cameras pose [N, 4, 4]: origins and unit directions
+    [N, H, W, 3], and each unit direction's z in the camera frame [N, H, W] (camera_rays)."""
     v, u = torch.meshgrid(
         torch.arange(height, dtype=pose.dtype, device=pose.device) + 0.5,
         torch.arange(width, dtype=pose.dtype, device=pose.device) + 0.5,
         indexing="ij",
     )
-    cam = torch.stack([(u - cx) / fx, (v - cy) / fy, torch.ones_like(u)], dim=-1)
-    cam = cam / cam.norm(dim=-1, keepdim=True)
-    directions = torch.einsum("nij,hwj->nhwi", pose[:, :3, :3], cam)
-    origins = pose[:, None, None, :3, 3].expand_as(directions)
-    return origins, directions, cam[..., 2].expand(pose.shape[0], -1, -1)
+    intrinsics = torch.tensor([fx, fy, cx, cy], dtype=pose.dtype, device=pose.device)
+    return camera_rays(pose[:, None, None], intrinsics, u, v)
+
+
+def rays_for_pixels(poses: Tensor, intrinsics: Tensor, view: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+    """Rays through pixel centres (u, v) of views `view`: poses [B, V, 4, 4], intrinsics [B, V, 4]
+    (fx, fy, cx, cy), view/u/v [B, R] (integer pixel indices) -> origins, unit directions [B, R, 3]
+    (camera_rays on each ray's own camera)."""
+    pose = poses.gather(1, view[..., None, None].expand(-1, -1, 4, 4))  # [B, R, 4, 4]
+    k = intrinsics.gather(1, view[..., None].expand(-1, -1, 4))  # [B, R, 4]
+    origins, dirs, _ = camera_rays(pose, k, u + 0.5, v + 0.5)
+    return origins, dirs
 
 
 def scale_intrinsics(fx: float, fy: float, cx: float, cy: float, sx: float, sy: float) -> tuple[float, ...]:

@@ -10,6 +10,8 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torch import Tensor
 
+from common.images import open_image
+
 
 def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
     """[3, H, W] float in 0..1 from a path, PIL image or tensor. EXIF orientation is applied; grayscale is
@@ -19,18 +21,12 @@ def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) ->
             raise ValueError(
                 f"image: expected a float [3, H, W] tensor in 0..1, got {image.dtype} {tuple(image.shape)}"
             )
+        if image.shape[0] == 3:  # already RGB: no copy through numpy
+            return image.detach().cpu().float().clamp(0, 1)
         array = image.detach().cpu().float().permute(1, 2, 0).numpy()
     else:
         if isinstance(image, (str, Path)):
-            path = Path(image)
-            if not path.is_file():
-                raise FileNotFoundError(f"image: no file at {path}")
-            try:
-                with Image.open(path) as opened:
-                    opened.load()
-                    image = opened.copy()
-            except (OSError, ValueError, Image.DecompressionBombError) as error:
-                raise ValueError(f"image: cannot read {path}: {error}") from error
+            image = open_image(image)
         if not isinstance(image, Image.Image):
             raise TypeError(f"image: expected a path, PIL image or tensor, got {type(image).__name__}")
         image = ImageOps.exif_transpose(image)
@@ -59,7 +55,8 @@ def _pil_to_float(image: Image.Image) -> np.ndarray:
 
 def prepare_image(image, height: int, width: int) -> tuple[Tensor, float]:
     """Resize (keeping the aspect ratio) and centre-crop to height×width. Returns the image and the scale
-    applied to it, so a focal length in the input's pixels can follow."""
+    applied to it, so a focal length in the input's pixels can follow. A decoded [3, H, W] tensor is used as it
+    is (load_rgb decodes only paths and PIL images)."""
     rgb = load_rgb(image)
     _, h, w = rgb.shape
     scale = max(height / h, width / w)

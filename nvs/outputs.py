@@ -8,7 +8,6 @@ command line (nvs/render.py) imports it only after its arguments are parsed.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -17,18 +16,18 @@ import shutil
 import tempfile
 import time
 import warnings
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from . import cameras, export
+from . import cameras, writers
 from .baked import BakedField
 from .errors import InputError
 from .images import load_rgb
 from .model.nvist import NViST
-from .render import ORBIT_SECONDS, build_parser, check_options
+from .options import ORBIT_SECONDS, RenderOptions
 from .weights import DEFAULT_WEIGHTS, load_model
 
 
@@ -55,19 +54,21 @@ def model_id(checkpoint: Path | None) -> dict:
     return {"id": f"{path.stem}@{digest[:12]}", "checkpoint": str(path), "sha256": digest}
 
 
-def render_cameras(args: argparse.Namespace, model: NViST, distance: float, focal: float) -> tuple[torch.Tensor, dict]:
+def render_cameras(options: RenderOptions, model: NViST, distance: float, focal: float) -> tuple[torch.Tensor, dict]:
     """The orbit's OpenCV poses (relative to the input camera, around the object at (0, 0, distance)) and the
     views' intrinsics."""
-    radius = distance if args.distance is None else args.distance
-    poses = cameras.orbit_poses(args.views, radius, args.elevation)
+    radius = distance if options.distance is None else options.distance
+    poses = cameras.orbit_poses(options.views, radius, options.elevation)
     poses[:, 2, 3] += distance - radius  # orbit_poses circles (0, 0, radius); the object is at (0, 0, distance)
-    fov = args.fov if args.fov is not None else math.degrees(2 * math.atan(model.config.image_height / (2 * focal)))
-    f = args.size / (2 * math.tan(math.radians(fov) / 2))
-    c = args.size / 2
-    return poses, {"fx": f, "fy": f, "cx": c, "cy": c, "width": args.size, "height": args.size, "fov_deg": fov}
+    fov = (
+        options.fov if options.fov is not None else math.degrees(2 * math.atan(model.config.image_height / (2 * focal)))
+    )
+    f = options.size / (2 * math.tan(math.radians(fov) / 2))
+    c = options.size / 2
+    return poses, {"fx": f, "fy": f, "cx": c, "cy": c, "width": options.size, "height": options.size, "fov_deg": fov}
 
 
-def render_photo(photo: torch.Tensor, model: NViST, args: argparse.Namespace, folder: Path) -> dict:
+def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, folder: Path) -> dict:
     """Everything for one photo, written under `folder`; returns the summary (without the input's name)."""
     timings = {}
     clock = time.perf_counter()
@@ -78,48 +79,49 @@ def render_photo(photo: torch.Tensor, model: NViST, args: argparse.Namespace, fo
         timings[name] = round(now - clock, 4)
         clock = now
 
-    field = model.predict(photo)
-    baked = BakedField(field, chunk=args.chunk)
+    image, scale = model.prepare(photo)  # read -> prepare -> predict -> render -> write, each once
+    field = model.predict_prepared(image, scale=scale)
+    baked = BakedField(field, chunk=options.chunk)
     lap("predict")
-    poses, intrinsics = render_cameras(args, model, field.distance, field.focal)
+    poses, intrinsics = render_cameras(options, model, field.distance, field.focal)
     size = {k: intrinsics[k] for k in ("fx", "fy", "cx", "cy", "width", "height")}
     out = baked.render(poses, **size)
     rgb, depth = out["rgb"].cpu().numpy(), out["depth"].cpu().numpy()
     lap("render")
 
-    views, depth_images = export.to_uint8(rgb), export.colour_depth(depth, out["hit"].cpu().numpy())
+    views, depth_images = writers.to_uint8(rgb), writers.colour_depth(depth, out["hit"].cpu().numpy())
     for sub in ("views", "depth", "nerfstudio/images"):
         (folder / sub).mkdir(parents=True)
     for i, (view, coloured) in enumerate(zip(views, depth_images, strict=True)):
-        data = export.png_bytes(view)
+        data = writers.png_bytes(view)
         (folder / f"views/{i:03d}.png").write_bytes(data)
         (folder / f"nerfstudio/images/{i:03d}.png").write_bytes(data)
-        (folder / f"depth/{i:03d}.png").write_bytes(export.png_bytes(coloured))
+        (folder / f"depth/{i:03d}.png").write_bytes(writers.png_bytes(coloured))
     np.save(folder / "depth.npy", depth.astype(np.float32))
-    if args.video == "gif":
-        (folder / "orbit.gif").write_bytes(export.gif_bytes(views, ORBIT_SECONDS))
-    elif args.video == "mp4":
-        export.write_mp4(folder / "orbit.mp4", views, ORBIT_SECONDS)
+    if options.video == "gif":
+        (folder / "orbit.gif").write_bytes(writers.gif_bytes(views, ORBIT_SECONDS))
+    elif options.video == "mp4":
+        writers.write_mp4(folder / "orbit.mp4", views, ORBIT_SECONDS)
     lap("write_views")
 
     summary = {"mesh": None, "points": None, "warnings": []}
-    if args.mesh != "none":
-        summary["mesh"] = write_mesh(baked, args, folder / f"mesh.{args.mesh}", summary["warnings"])
+    if options.mesh != "none":
+        summary["mesh"] = write_mesh(baked, options, folder / f"mesh.{options.mesh}", summary["warnings"])
         lap("mesh")
 
-    world_from_camera = export.world_from_camera(field.distance)
+    world_from_camera = writers.world_from_camera(field.distance)
     poses_world = world_from_camera @ poses.double().numpy()
     ply = None
-    if args.points:
-        points, colours = export.backproject(depth, rgb, poses_world, intrinsics)
-        field_points = points @ export.WORLD_FROM_FIELD  # the inverse rotation (both frames centre the object)
+    if options.points:
+        points, colours = writers.backproject(depth, rgb, poses_world, intrinsics)
+        field_points = points @ writers.WORLD_FROM_FIELD  # the inverse rotation (both frames centre the object)
         inside = (np.abs(field_points) < 0.98 * model.config.bound).all(axis=1)  # drop background at the box
-        export.write_points(folder / "points.ply", points[inside], colours[inside])
+        writers.write_points(folder / "points.ply", points[inside], colours[inside])
         shutil.copyfile(folder / "points.ply", folder / "nerfstudio/points.ply")
         summary["points"] = {"file": "points.ply", "count": int(inside.sum())}
         ply = "points.ply"
         lap("points")
-    transforms = export.nerfstudio_transforms(poses_world, intrinsics, ply)
+    transforms = writers.nerfstudio_transforms(poses_world, intrinsics, ply)
     (folder / "nerfstudio/transforms.json").write_text(json.dumps(transforms, indent=2))
 
     summary["cameras"] = {
@@ -137,26 +139,26 @@ def render_photo(photo: torch.Tensor, model: NViST, args: argparse.Namespace, fo
     return summary
 
 
-def write_mesh(baked: BakedField, args: argparse.Namespace, path: Path, warned: list[str]) -> dict | None:
+def write_mesh(baked: BakedField, options: RenderOptions, path: Path, warned: list[str]) -> dict | None:
     """Marching cubes over the density grid, vertex colours from the field seen head-on (along −normal)."""
     config = baked.config
-    grid = baked.density_grid(args.mc_resolution).cpu().numpy()
-    level, warning = export.iso_level(grid, config.field_resolution, config.bound)
+    grid = baked.density_grid(options.mc_resolution).cpu().numpy()
+    level, warning = writers.iso_level(grid, config.field_resolution, config.bound)
     if warning:
         warned.append(warning)
     if level is None:
         return None
-    vertices, triangles = export.marching_cubes(grid, level, config.bound)
+    vertices, triangles = writers.marching_cubes(grid, level, config.bound)
     if len(triangles) == 0:
         warned.append(f"no surface at density {level:.3g}: no mesh written")
         return None
-    normals = export.vertex_normals(vertices, triangles)
+    normals = writers.vertex_normals(vertices, triangles)
     device = baked.volume.device
     with torch.inference_mode():
         points, dirs = torch.from_numpy(vertices).to(device), torch.from_numpy(-normals).float().to(device)
         colours = torch.cat([baked.colour(p, d) for p, d in zip(points.split(65536), dirs.split(65536), strict=True)])
-    world = vertices @ export.WORLD_FROM_FIELD.T
-    export.write_mesh(path, world.astype(np.float32), triangles, colours.cpu().numpy())
+    world = vertices @ writers.WORLD_FROM_FIELD.T
+    writers.write_mesh(path, world.astype(np.float32), triangles, colours.cpu().numpy())
     return {"file": path.name, "vertices": len(vertices), "triangles": len(triangles), "iso_density": level}
 
 
@@ -179,7 +181,7 @@ def commit(folder: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_folder(photo: torch.Tensor, model: NViST, args: argparse.Namespace, target: Path, head: dict) -> dict:
+def write_folder(photo: torch.Tensor, model: NViST, options: RenderOptions, target: Path, head: dict) -> dict:
     """Render into a temporary folder beside `target`, then put it in place (replacing an older one): the folder
     appears whole or not at all. summary.json is `head` followed by render_photo's summary."""
     check_target(target)
@@ -190,9 +192,11 @@ def write_folder(photo: torch.Tensor, model: NViST, args: argparse.Namespace, ta
     except OSError as error:
         raise InputError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     try:
-        torch.manual_seed(args.seed)
+        torch.manual_seed(options.seed)
         summary = (
-            head | {"device": str(model.mean.device), "seed": args.seed} | render_photo(photo, model, args, folder)
+            head
+            | {"device": str(model.mean.device), "seed": options.seed}
+            | render_photo(photo, model, options, folder)
         )
         (folder / "summary.json").write_text(json.dumps(summary, indent=2))
         commit(folder, target)
@@ -202,16 +206,16 @@ def write_folder(photo: torch.Tensor, model: NViST, args: argparse.Namespace, ta
         raise
 
 
-def load(args: argparse.Namespace, warn=print) -> tuple[NViST, dict]:
+def load(options: RenderOptions, warn=print) -> tuple[NViST, dict]:
     """The model on the chosen device, with its summary entry; load_model's warnings go to `warn`, one each."""
-    device = "cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()) else "cpu"
-    torch.manual_seed(args.seed)  # a randomly initialised model is the same for the same seed
+    device = "cuda" if options.device == "cuda" or (options.device == "auto" and torch.cuda.is_available()) else "cpu"
+    torch.manual_seed(options.seed)  # a randomly initialised model is the same for the same seed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = load_model(args.checkpoint, device=device)
+        model = load_model(options.checkpoint, device=device)
     for warning in caught:
         warn(str(warning.message))
-    info = model_id(args.checkpoint) | {"config": asdict(model.config)}
+    info = model_id(None if options.checkpoint is None else Path(options.checkpoint)) | {"config": asdict(model.config)}
     return model, info
 
 
@@ -221,28 +225,27 @@ def _umask() -> int:
     return mask
 
 
-def render_to_folder(photo, folder: str | Path, model: NViST | None = None, **options) -> dict:
+def render_to_folder(
+    photo, folder: str | Path, model: NViST | None = None, options: RenderOptions | None = None, **overrides
+) -> dict:
     """The CLI's outputs for one photo, from Python. `photo` is a path (checked like the CLI's inputs), PIL image
-    or [3, H, W] tensor; `folder` appears whole or not at all (an older one is replaced); `options` are the CLI's
-    long options with underscores (views=8, elevation=0.0, video="mp4", mesh="glb", points=True, ...); without
-    `model`, the one --checkpoint names (default: the shipped model) is loaded. Returns summary.json's content.
-    Bad options raise ValueError; an unusable photo raises InputError."""
-    args = build_parser().parse_args(["photo"])
-    unknown = set(options) - (set(vars(args)) - {"images", "out"})
+    or [3, H, W] tensor; `folder` appears whole or not at all (an older one is replaced); `options` (default:
+    RenderOptions()) with `overrides`, the CLI's long options with underscores (views=8, elevation=0.0,
+    video="mp4", mesh="glb", points=True, ...); without `model`, the one `checkpoint` names (default: the shipped
+    model) is loaded. Returns summary.json's content. Bad options raise ValueError; an unusable photo raises
+    InputError."""
+    unknown = set(overrides) - RenderOptions.names()
     if unknown:
         raise ValueError(f"render_to_folder: unknown options {sorted(unknown)}")
-    vars(args).update(options)
-    problem = check_options(args)
-    if problem:
-        raise ValueError(problem)
+    options = replace(options or RenderOptions(), **overrides).checked()
     if model is None:
-        model, info = load(args, warn=lambda message: warnings.warn(message, stacklevel=3))
+        model, info = load(options, warn=lambda message: warnings.warn(message, stacklevel=3))
     else:
         info = {"id": "given", "checkpoint": None, "sha256": None, "config": asdict(model.config)}
     if not isinstance(photo, torch.Tensor):
         photo = (
-            read_photo(Path(photo), args.background)
+            read_photo(Path(photo), options.background)
             if isinstance(photo, (str, Path))
-            else load_rgb(photo, args.background)
+            else load_rgb(photo, options.background)
         )
-    return write_folder(photo, model, args, Path(folder), {"input": None, "model": info})
+    return write_folder(photo, model, options, Path(folder), {"input": None, "model": info})

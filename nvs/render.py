@@ -8,8 +8,8 @@ whole or not at all (written in a temporary folder, renamed at the end); a bad p
 and exit code 2 at the end, and the others are still rendered. Ctrl-C stops after keeping the finished photos
 (exit code 130).
 
-This module is the command line only: it parses its arguments before importing torch and the model
-(nvs/outputs.py), so --help and argument errors answer at once.
+This module is the command line only: it parses its arguments into a RenderOptions (nvs/options.py) before
+importing torch and the model (nvs/outputs.py), so --help and argument errors answer at once.
 """
 
 from __future__ import annotations
@@ -18,14 +18,15 @@ import argparse
 import os
 import sys
 import tempfile
-from importlib.util import find_spec
 from pathlib import Path
 
+from common.cli import OneLineParser
+
 from .errors import InputError
+from .options import RenderOptions
 
 PROG = "python -m nvs.render"
 SCRIPT = "nvs-render"  # the console script's name ([project.scripts] in pyproject.toml)
-ORBIT_SECONDS = 4.0  # one loop of the orbit video
 INTERRUPTED = 130  # the shell's exit code for a command stopped by Ctrl-C (128 + SIGINT)
 
 
@@ -34,72 +35,51 @@ def prog() -> str:
     return SCRIPT if Path(sys.argv[0]).name == SCRIPT else PROG
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """Command-line errors as one line on stderr (exit code 2), without the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def build_parser() -> OneLineParser:
+    """The command's arguments: the photos, --out, and one option per RenderOptions field (its defaults)."""
+    d = RenderOptions()
     p = OneLineParser(prog=prog(), description=__doc__.split("\n")[0])
     p.add_argument("images", nargs="+", type=Path, help="photos: JPEG, PNG, WebP, BMP, TIFF (any size)")
     p.add_argument("--out", type=Path, default=Path("renders"), help="output folder (default: renders)")
-    p.add_argument("--checkpoint", type=Path, default=None, help="model .safetensors (default: the shipped model)")
-    p.add_argument("--views", type=int, default=8, help="views on the orbit, view 0 at the input camera (default: 8)")
     p.add_argument(
-        "--elevation", type=float, default=0.0, help="orbit elevation, degrees: -90 (below) to 90 (above) (default: 0)"
+        "--checkpoint", type=Path, default=d.checkpoint, help="model .safetensors (default: the shipped model)"
     )
-    p.add_argument("--distance", type=float, default=None, help="orbit radius (default: the input camera's)")
-    p.add_argument("--fov", type=float, default=None, help="views' field of view, degrees (default: the input's)")
-    p.add_argument("--size", type=int, default=128, help="views are SIZE×SIZE pixels (default: 128)")
-    p.add_argument("--video", choices=("gif", "mp4", "none"), default="gif", help="orbit video (default: gif)")
-    p.add_argument("--mesh", choices=("ply", "obj", "glb", "none"), default="ply", help="mesh format (default: ply)")
-    p.add_argument("--mc-resolution", type=int, default=128, help="marching cubes grid per axis (default: 128)")
+    p.add_argument(
+        "--views", type=int, default=d.views, help="views on the orbit, view 0 at the input camera (default: 8)"
+    )
+    p.add_argument(
+        "--elevation",
+        type=float,
+        default=d.elevation,
+        help="orbit elevation, degrees: -90 (below) to 90 (above) (default: 0)",
+    )
+    p.add_argument("--distance", type=float, default=d.distance, help="orbit radius (default: the input camera's)")
+    p.add_argument("--fov", type=float, default=d.fov, help="views' field of view, degrees (default: the input's)")
+    p.add_argument("--size", type=int, default=d.size, help="views are SIZE×SIZE pixels (default: 128)")
+    p.add_argument("--video", choices=("gif", "mp4", "none"), default=d.video, help="orbit video (default: gif)")
+    p.add_argument("--mesh", choices=("ply", "obj", "glb", "none"), default=d.mesh, help="mesh format (default: ply)")
+    p.add_argument(
+        "--mc-resolution", type=int, default=d.mc_resolution, help="marching cubes grid per axis (default: 128)"
+    )
     p.add_argument("--points", action="store_true", help="also write points.ply (depth back-projected)")
-    p.add_argument("--background", default="white", help="colour behind transparent pixels (default: white)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: cuda if available")
-    p.add_argument("--chunk", type=int, default=16384, help="rays per render chunk (default: 16384)")
-    p.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
+    p.add_argument("--background", default=d.background, help="colour behind transparent pixels (default: white)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=d.device, help="default: cuda if available")
+    p.add_argument("--chunk", type=int, default=d.chunk, help="rays per render chunk (default: 16384)")
+    p.add_argument("--seed", type=int, default=d.seed, help="random seed; the same seed gives the same files")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
     return p
 
 
-def check_options(args: argparse.Namespace) -> str | None:
-    """What is wrong with the options, in one line, or None; parses --background into an RGB triple."""
-    for name, low in (("views", 1), ("size", 8), ("mc_resolution", 8), ("chunk", 1)):
-        if getattr(args, name) < low:
-            return f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}"
-    if not -90 <= args.elevation <= 90:
-        return f"--elevation must be between -90 and 90 degrees, got {args.elevation:g}"
-    if args.distance is not None and not args.distance > 0:
-        return f"--distance must be positive, got {args.distance}"
-    if args.fov is not None and not 0 < args.fov < 180:
-        return f"--fov must be between 0 and 180 degrees, got {args.fov}"
-    if args.video == "mp4" and find_spec("av") is None:
-        return "--video mp4 needs PyAV, which is not installed (pip install av); use --video gif"
-    if args.device == "cuda":
-        import torch  # only here: --help and most option errors answer without it
-
-        if not torch.cuda.is_available():
-            return "--device cuda: no CUDA device is available here"
-    if isinstance(args.background, str):
-        from matplotlib.colors import to_rgb
-
-        try:
-            args.background = to_rgb(args.background)
-        except ValueError:
-            return f"--background: not a colour: {args.background!r} (a name such as white, or #rrggbb)"
-    return None
-
-
-def parse_args(argv=None) -> argparse.Namespace:
+def parse_args(argv=None) -> tuple[argparse.Namespace, RenderOptions]:
+    """The photos and --out (a Namespace, used here only) and the checked RenderOptions; exits with one line
+    (code 2) when anything is wrong."""
     p = build_parser()
     args = p.parse_args(argv)
-    problem = check_options(args)
-    if problem:
-        p.error(problem)
-    return args
+    try:
+        options = RenderOptions(**{name: getattr(args, name) for name in RenderOptions.names()}).checked()
+    except ValueError as error:
+        p.error(str(error))
+    return args, options
 
 
 def check_out(out: Path) -> str | None:
@@ -132,28 +112,28 @@ def unique_stems(paths: list[Path]) -> list[str]:
     return names
 
 
-def render_all(args: argparse.Namespace, say) -> int:
-    """Every photo into args.out/<stem>/, one at a time; returns how many failed. `say(line, error)` reports."""
+def render_all(images: list[Path], out: Path, options: RenderOptions, say) -> int:
+    """Every photo into out/<stem>/, one at a time; returns how many failed. `say(line, error)` reports."""
     from tqdm import tqdm
 
     from . import outputs  # torch and the model: imported only now that the arguments are known to be good
 
     name = prog()
     try:
-        model, info = outputs.load(args, warn=lambda message: say(f"{name}: warning: {message}", True))
+        model, info = outputs.load(options, warn=lambda message: say(f"{name}: warning: {message}", True))
     except (FileNotFoundError, ValueError) as error:
         say(f"{name}: error: {error}", True)
-        return len(args.images)
+        return len(images)
     failed = 0
-    quiet = args.quiet or not sys.stderr.isatty()
-    with tqdm(total=len(args.images), unit="photo", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar:
-        for path, stem in zip(args.images, unique_stems(args.images), strict=True):
+    quiet = options.quiet or not sys.stderr.isatty()
+    with tqdm(total=len(images), unit="photo", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar:
+        for path, stem in zip(images, unique_stems(images), strict=True):
             bar.set_description(f"rendering {path.name}")
             try:
-                photo = outputs.read_photo(path, args.background)
-                target = args.out / stem
+                photo = outputs.read_photo(path, options.background)
+                target = out / stem
                 head = {"input": str(path), "model": info}
-                summary = outputs.write_folder(photo, model, args, target, head)
+                summary = outputs.write_folder(photo, model, options, target, head)
                 for warning in summary["warnings"]:
                     say(f"{name}: warning: {path}: {warning}", True)
                 say(f"{path} -> {target}/", False)
@@ -169,7 +149,7 @@ def render_all(args: argparse.Namespace, say) -> int:
 
 def main(argv=None) -> int:
     """The command: 0 when every photo was rendered, 2 when any failed (or the options are wrong), 130 on Ctrl-C."""
-    args = parse_args(argv)
+    args, options = parse_args(argv)
     problem = check_out(args.out)
     if problem:
         print(f"{prog()}: error: {problem}", file=sys.stderr)
@@ -184,7 +164,7 @@ def main(argv=None) -> int:
         tqdm.write(line, file=sys.stderr if error else sys.stdout)
 
     try:
-        return 2 if render_all(args, say) else 0
+        return 2 if render_all(args.images, args.out, options, say) else 0
     except KeyboardInterrupt:
         print(
             f"{prog()}: interrupted: {len(finished)} of {len(args.images)} photo(s) finished and kept",

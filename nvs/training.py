@@ -13,19 +13,13 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from .model.nvist import NViST, NViSTConfig
+from common.files import write_atomic
+from common.schedules import warmup_cosine
+
+from .cameras import rays_for_pixels
+from .model.nvist import NViST, NViSTConfig, RadianceField
 
 log = logging.getLogger(__name__)
-
-
-def rays_for_pixels(poses: Tensor, intrinsics: Tensor, view: Tensor, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-    """Rays through pixel centres (u, v) of views `view`: poses [B, V, 4, 4], intrinsics [B, V, 4]
-    (fx, fy, cx, cy), view/u/v [B, R] -> origins, unit directions [B, R, 3] in the input camera's frame."""
-    pose = poses.gather(1, view[..., None, None].expand(-1, -1, 4, 4))  # [B, R, 4, 4]
-    k = intrinsics.gather(1, view[..., None].expand(-1, -1, 4))
-    cam = torch.stack([(u + 0.5 - k[..., 2]) / k[..., 0], (v + 0.5 - k[..., 3]) / k[..., 1], torch.ones_like(u)], -1)
-    dirs = torch.einsum("brij,brj->bri", pose[..., :3, :3], F.normalize(cam, dim=-1))
-    return pose[..., :3, 3], dirs
 
 
 class NViSTModule(L.LightningModule):
@@ -121,26 +115,15 @@ class NViSTModule(L.LightningModule):
     def render_views(
         self, image: Tensor, condition: Tensor, poses: Tensor, intrinsics: Tensor, height: int, width: int
     ) -> Tensor:
-        """One scene: [V] poses (input-camera frame) -> [V, 3, H, W] renders, in chunks."""
+        """One scene: [V] poses (input-camera frame) -> [V, 3, H, W] renders (RadianceField.render, in chunks)."""
         codes = self.net.encode(image[None], condition[None])
-        vv, uu = torch.meshgrid(
-            torch.arange(height, device=self.device), torch.arange(width, device=self.device), indexing="ij"
-        )
+        distance, focal = float(condition[0]), float(condition[1]) * self.net.config.image_height
+        field = RadianceField(self.net, codes, distance, focal, chunk=self.hparams.render_chunk)
         renders = []
-        for i in range(poses.shape[0]):
-            view = torch.full((1, height * width), i, device=self.device)
-            origins, dirs = rays_for_pixels(
-                poses[None], intrinsics[None], view, uu.flatten()[None].float(), vv.flatten()[None].float()
-            )
-            origins = self.net.to_field_frame(origins, condition[None, 0])
-            rgb = [
-                self.net.render(
-                    codes, origins[:, s : s + self.hparams.render_chunk], dirs[:, s : s + self.hparams.render_chunk]
-                )["rgb"]
-                for s in range(0, origins.shape[1], self.hparams.render_chunk)
-            ]
-            renders.append(torch.cat(rgb, dim=1).reshape(height, width, 3).permute(2, 0, 1))
-        return torch.stack(renders).clamp(0, 1)
+        for pose, (fx, fy, cx, cy) in zip(poses, intrinsics.tolist(), strict=True):
+            rgb = field.render(pose[None], fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)["rgb"]
+            renders.append(rgb[0].permute(2, 0, 1))
+        return torch.stack(renders)
 
     def _evaluate(self, batch: dict, batch_idx: int, prefix: str) -> None:
         targets = batch["targets"][0]  # [V, 3, H, W] novel views of one held-out scene
@@ -186,10 +169,7 @@ class NViSTModule(L.LightningModule):
         folder.mkdir(parents=True, exist_ok=True)
         from torchvision.utils import save_image
 
-        path = folder / f"{prefix}_step{self.global_step:07d}.png"
-        tmp = path.with_name(f".{path.name}.tmp.png")
-        save_image(grid, tmp)
-        tmp.replace(path)
+        write_atomic(folder / f"{prefix}_step{self.global_step:07d}.png", lambda tmp: save_image(grid, tmp))
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, batch_idx, "val")
@@ -211,17 +191,6 @@ class NViSTModule(L.LightningModule):
         )
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(h.warmup_steps, total // 10)
-
-        def factor(step: int, base: float) -> float:
-            import math
-
-            if step < warmup:
-                return (step + 1) / max(1, warmup)
-            progress = min(1.0, (step - warmup) / max(1, total - warmup))
-            floor = h.min_lr / base
-            return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, [lambda s: factor(s, h.encoder_lr), lambda s: factor(s, h.lr)]
-        )
+        # both groups end at min_lr, whatever their base rates
+        scheduler = warmup_cosine(optimizer, warmup, total, [h.min_lr / h.encoder_lr, h.min_lr / h.lr])
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

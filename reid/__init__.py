@@ -12,27 +12,20 @@ running the command module never finds itself already imported by the package.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-# public name -> the submodule that defines it
-_LAZY = {
-    "CoreReIDNet": "model",
-    "Match": "search",
-    "ReIDModel": "inference",
-    "SkippedImageWarning": "search",
-    "evaluate": "evaluation",
-    "identity": "search",
-    "load_model": "inference",
-    "pairwise_distance": "evaluation",
-    "rank": "search",
-    "re_ranking": "re_ranking",
-    "save_model": "inference",
-}
+from common.lazy import lazy_names
 
+# the submodule -> the public names it defines
+_LAZY = {
+    "evaluation": ("evaluate", "pairwise_distance"),
+    "models.core_reid": ("CoreReIDNet",),
+    "models.inference": ("ReIDModel", "load_model", "save_model"),
+    "re_ranking": ("re_ranking",),
+    "search": ("Match", "SkippedImageWarning", "identity", "rank"),
+}
 __all__ = [
     "CoreReIDNet",
     "Match",
@@ -49,25 +42,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .evaluation import evaluate, pairwise_distance
-    from .inference import ReIDModel, load_model, save_model
-    from .model import CoreReIDNet
+    from .models.core_reid import CoreReIDNet
+    from .models.inference import ReIDModel, load_model, save_model
     from .re_ranking import re_ranking
     from .search import Match, SkippedImageWarning, identity, rank
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        if importlib.util.find_spec(f"{__name__}.{name}") is not None:  # a submodule: `reid.<module>` works
-            return importlib.import_module(f".{name}", __name__)  # as it did when this file imported everything
-        raise AttributeError(f"module 'reid' has no attribute {name!r}")
-    module = importlib.import_module(f".{_LAZY[name]}", __name__)
-    value = getattr(module, name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 
 
 class _Package(types.ModuleType):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from vision.__main__ import cli_kwargs
 from vision.__main__ import main as vision_main
 
-from . import data, gan, training  # noqa: F401  (the re-id classes the configs name, listed by --model.help)
+from . import data, engine, gan  # noqa: F401  (the re-id classes the configs name, listed by --model.help)
 
 DESCRIPTION = (
     "Train and evaluate CORE-ReID, domain-adaptive person re-identification, one stage per config:\n"

@@ -10,7 +10,6 @@ Features are identity centres plus noise (about 15 images per identity, 6 camera
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from kernels.bench import device_name, figure_png, median_ms, write_atomic
+from common.cli import OneLineParser
+from common.files import write_bytes_atomic, write_json_atomic
+from kernels.bench import device_name, figure_png, median_ms
 
 from .evaluation import evaluate, pairwise_distance
 from .re_ranking import re_ranking
@@ -124,7 +125,7 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m reid.bench", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m reid.bench", description=__doc__.split("\n")[0])
     p.add_argument("--eval-sizes", type=_positive, nargs="*", default=[2000, 5000, 10000, 20000])
     p.add_argument(
         "--rerank-sizes", type=_size_pair, nargs="*", default=[(500, 2500), (1000, 5000), (2000, 10000), (3368, 15913)]
@@ -167,8 +168,9 @@ def main(argv=None) -> int:
         "pairwise_distance_ms is one untimed-warmup-free run",
     }
     out = args.out
-    write_atomic(out / "reid-eval.json", json.dumps(result, indent=2).encode())
-    write_atomic(out / "reid-eval.png", plot(evals, reranks, title))
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "reid-eval.json", result)
+    write_bytes_atomic(out / "reid-eval.png", plot(evals, reranks, title))
     print(f"wrote {out / 'reid-eval.json'} and .png")
     return 0
 

@@ -1,9 +1,11 @@
-"""K-means in torch for pseudo-labels: k-means++ seeding and Lloyd iterations with chunked distances, so memory
-stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA."""
+"""Clustering for pseudo-labels. K-means in torch: k-means++ seeding and Lloyd iterations with chunked distances,
+so memory stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA.
+Feature conditioning before it (camera_normalize, reciprocal_expansion) and a diagnostic (cluster_purity)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
@@ -109,4 +111,40 @@ def kmeans(
     return labels, centroids
 
 
-__all__ = ["kmeans", "kmeans_plusplus"]
+def camera_normalize(features: Tensor, cams: Tensor) -> Tensor:
+    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and each
+    dimension divided by its std within that camera, so the clusters follow identities rather than the cameras'
+    colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id work)."""
+    out = torch.empty_like(features)
+    for cam in cams.unique():
+        mask = cams == cam
+        part = features[mask]
+        std = part.std(dim=0, unbiased=False) if len(part) > 1 else torch.ones_like(part[0])
+        out[mask] = (part - part.mean(dim=0)) / (std + 1e-6)
+    return F.normalize(out, dim=1)
+
+
+def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
+    """Each L2-normalised feature [N, D] averaged with its k-reciprocal neighbours (j among i's k nearest and i
+    among j's), then re-normalised: the neighbourhood consensus that MMT/SpCL get from k-reciprocal Jaccard
+    distances, in a form K-means can take. Memory N x k (distances in chunks)."""
+    k = min(k, len(features) - 1)
+    if k < 1:
+        return features
+    nearest = torch.cat(
+        [torch.cdist(part, features).topk(k + 1, largest=False).indices[:, 1:] for part in features.split(chunk_size)]
+    )
+    rows = torch.arange(len(features), device=features.device)
+    mutual = (nearest[nearest] == rows[:, None, None]).any(dim=2)  # [N, k]: i is among its neighbour's k nearest
+    summed = features + (features[nearest] * mutual.unsqueeze(2).to(features.dtype)).sum(dim=1)
+    return F.normalize(summed, dim=1)
+
+
+def cluster_purity(labels: Tensor, truth: Tensor) -> float:
+    """Fraction of items whose cluster's most common true label is their own (1: every cluster one class)."""
+    pairs = labels.long() * (int(truth.max()) + 1) + truth.long()
+    counts = torch.bincount(pairs, minlength=(int(labels.max()) + 1) * (int(truth.max()) + 1))
+    return float(counts.view(-1, int(truth.max()) + 1).amax(dim=1).sum()) / len(labels)
+
+
+__all__ = ["camera_normalize", "cluster_purity", "kmeans", "kmeans_plusplus", "reciprocal_expansion"]

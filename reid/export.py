@@ -8,8 +8,11 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from .inference import ReIDModel
-from .model import CoreReIDNet
+from common.cli import OneLineParser, print_error
+from common.files import write_atomic
+
+from .models.core_reid import CoreReIDNet
+from .models.inference import ReIDModel
 
 
 class _Embedding(nn.Module):
@@ -43,25 +46,25 @@ def export_onnx(
     module = _Embedding(model).eval()
     device = model.mean.device
     example = torch.rand(2, 3, height, width, device=device)  # batch 2: a batch of 1 would be specialised away
-    tmp = path.with_name(f".{path.name}.tmp")
     was_training = model.training
     model.eval()
     try:
-        torch.onnx.export(
-            module,
-            (example,),
-            str(tmp),
-            input_names=["images"],
-            output_names=["embeddings"],
-            dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
-            opset_version=opset,
-            dynamo=True,
-            external_data=False,
-            verbose=False,
+        write_atomic(
+            path,
+            lambda tmp: torch.onnx.export(
+                module,
+                (example,),
+                str(tmp),
+                input_names=["images"],
+                output_names=["embeddings"],
+                dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            ),
         )
-        tmp.replace(path)
     finally:
-        tmp.unlink(missing_ok=True)
         model.train(was_training)
     return path
 
@@ -69,7 +72,7 @@ def export_onnx(
 def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
     """The inference network of a stage-1 (its network) or stage-2 (its EMA teacher) Lightning checkpoint, or
     of a saved model, without the classifier."""
-    from .training import read_network
+    from .engine.checkpoints import read_network
 
     weights, config = read_network(str(path))
     weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
@@ -80,12 +83,11 @@ def net_from_checkpoint(path: str | Path) -> CoreReIDNet:
 
 def main(argv: list[str] | None = None) -> int:
     """python -m reid.export CHECKPOINT --out model.safetensors [--onnx model.onnx]"""
-    import argparse
-    import sys
 
-    from .inference import save_model
+    from .models.inference import save_model
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
+        name_errors=False,
         prog="python -m reid.export",
         description="A Lightning checkpoint of stage 1 "
         "or 2 -> the inference model (safetensors + JSON) and optionally ONNX.",
@@ -102,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.onnx:
             export_onnx(net, args.onnx)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return print_error(str(error))
     print(f"wrote {args.out}" + (f" and {args.onnx}" if args.onnx else ""))
     return 0
 

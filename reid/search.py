@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from common.cli import OneLineParser
+from common.files import write_atomic
+
 if TYPE_CHECKING:
     import torch
     from PIL import Image
@@ -185,17 +188,8 @@ def write_grid(query: Path, matches: list[Match], out: Path, columns: int = COLU
         row, column = divmod(i, columns)
         grid.paste(tile, (w * (1 + column) + 12, h * row))
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    grid.save(tmp, format="PNG")
-    tmp.replace(out)
+    write_atomic(out, lambda tmp: grid.save(tmp, format="PNG"))
     return out
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """Command-line errors as one line on stderr (exit code 2), without the usage block."""
-
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def prog() -> str:

@@ -10,7 +10,6 @@ and the background depends only on the viewing direction, so every view is consi
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import shutil
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from common.cli import OneLineParser, print_error
 
 SHAPES = ("sphere", "box", "cylinder", "torus", "capsule", "spheres")
 TEXTURE_DIR = Path(__file__).with_name("textures")
@@ -209,7 +210,7 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int, p
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m nvs.data.synthetic", description=__doc__.split("\n")[0])
+    p = OneLineParser(name_errors=False, prog="python -m nvs.data.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--scenes", type=int, default=100)
     p.add_argument("--views", type=int, default=8)
@@ -218,13 +219,11 @@ def main(argv=None) -> int:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = p.parse_args(argv)
     if args.scenes < 1 or args.views < 2 or args.size < 8:
-        print("error: --scenes >= 1, --views >= 2 and --size >= 8 are required", file=sys.stderr)
-        return 2
+        return print_error("--scenes >= 1, --views >= 2 and --size >= 8 are required")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        print(f"error: --out: cannot create {args.out}: {error}", file=sys.stderr)
-        return 2
+        return print_error(f"--out: cannot create {args.out}: {error}")
     photos = load_photos()
     from tqdm import tqdm
 

@@ -74,8 +74,16 @@ class FieldDecoder(nn.Module):
         self.features = nn.Sequential(nn.Linear(colour_in, hidden), nn.GELU())
         self.colour = nn.Sequential(nn.Linear(hidden + dir_dim, hidden), nn.GELU(), nn.Linear(hidden, 3))
 
+    # The field's public heads. The density and the first colour layer are linear in the VM features, so the
+    # baked field (nvs/baked.py) evaluates raw_density and colour_features once on the grid nodes and
+    # interpolates them; both renderers then finish with the same activate and rgb, and cannot disagree.
+
+    def raw_density(self, vm: Tensor) -> Tensor:
+        """vm [..., 3, C] -> the summed density channels [...], before the activation (linear in vm)."""
+        return vm[..., : self.density_channels].sum(dim=(-1, -2))
+
     def activate(self, raw: Tensor) -> Tensor:
-        """Summed density channels -> density (BakedField uses it too, so both render the same field)."""
+        """Summed density channels -> density."""
         # NViST uses ReLU; softplus (shifted so empty space starts nearly transparent) cannot die, which small
         # models trained briefly need
         if self.density_activation == "relu":
@@ -86,12 +94,25 @@ class FieldDecoder(nn.Module):
             density = _FlooredSoftplus.apply(raw - self.density_shift, -8.0, 0.01)
         return density * self.density_scale
 
+    def colour_features(self, vm: Tensor) -> Tensor:
+        """vm [..., 3, C] -> the first colour layer's output [..., hidden], before its GELU (linear in vm)."""
+        return self.features[0](vm[..., self.density_channels :].flatten(-2))
+
+    def direction_term(self, dirs: Tensor) -> Tensor:
+        """Unit directions [..., 3] -> their part of the second colour layer, bias included [..., hidden]."""
+        layer, hidden = self.colour[0], self.features[0].out_features
+        return F.linear(frequency_encoding(dirs, self.dir_frequencies), layer.weight[:, hidden:], layer.bias)
+
+    def rgb(self, features: Tensor, direction_term: Tensor) -> Tensor:
+        """colour_features [..., hidden] and direction_term (broadcast against them) -> rgb [..., 3] in 0..1."""
+        layer, hidden = self.colour[0], self.features[0].out_features
+        mixed = F.gelu(F.gelu(features) @ layer.weight[:, :hidden].T + direction_term)
+        return torch.sigmoid(self.colour[2](mixed))
+
     def forward(self, vm: Tensor, dirs: Tensor) -> tuple[Tensor, Tensor]:
         """vm [..., 3, C] (sample_vm), dirs [..., 3] unit -> density [...], rgb [..., 3] in 0..1."""
-        density = self.activate(vm[..., : self.density_channels].sum(dim=(-1, -2)))
-        feats = self.features(vm[..., self.density_channels :].flatten(-2))
-        rgb = torch.sigmoid(self.colour(torch.cat([feats, frequency_encoding(dirs, self.dir_frequencies)], dim=-1)))
-        return density, rgb
+        density = self.activate(self.raw_density(vm))
+        return density, self.rgb(self.colour_features(vm), self.direction_term(dirs))
 
 
 class Background(nn.Module):

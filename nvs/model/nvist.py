@@ -15,7 +15,7 @@ from .. import cameras
 from .decoder import FieldDecoderTransformer
 from .encoding import sincos_2d
 from .field import Background, FieldDecoder, ProjectedBackground, sample_vm
-from .render import render_rays
+from .volume_rendering import render_in_chunks, render_rays
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -167,17 +167,29 @@ class NViST(nn.Module):
         return origins - shift
 
     def predict(self, image, *, focal: float | None = None, distance: float | None = None) -> RadianceField:
-        """A photo (path, PIL image or [3, H, W] tensor in 0..1) -> its radiance field."""
+        """A photo (path, PIL image or [3, H, W] tensor in 0..1) -> its radiance field: prepare, then
+        predict_prepared."""
+        tensor, scale = self.prepare(image)
+        return self.predict_prepared(tensor, scale=scale, focal=focal, distance=distance)
+
+    def prepare(self, image) -> tuple[Tensor, float]:
+        """A photo -> [3, H, W] at the model's input size (resized, centre-cropped) and the scale applied."""
         from ..images import prepare_image
 
+        return prepare_image(image, self.config.image_height, self.config.image_width)
+
+    def predict_prepared(
+        self, image: Tensor, *, scale: float = 1.0, focal: float | None = None, distance: float | None = None
+    ) -> RadianceField:
+        """A prepared photo (`prepare`'s image and scale) -> its radiance field; focal in the original photo's
+        pixels (default: the model's focal ratio), distance to the object (default: the model's)."""
         c = self.config
-        tensor, scale = prepare_image(image, c.image_height, c.image_width)
         focal_px = c.default_focal_ratio * c.image_height if focal is None else focal * scale
         distance = c.default_distance if distance is None else float(distance)
         device = self.mean.device
         condition = torch.tensor([[distance, focal_px / c.image_height]], device=device)
         with torch.no_grad():
-            codes = self.encode(tensor[None].to(device), condition)
+            codes = self.encode(image[None].to(device), condition)
         return RadianceField(self, codes, distance, focal_px)
 
     def config_dict(self) -> dict:
@@ -185,30 +197,30 @@ class NViST(nn.Module):
 
 
 class RadianceField:
-    """One photo's field. render() takes OpenCV camera-to-world poses relative to the input camera."""
+    """One photo's field. render() takes OpenCV camera-to-world poses relative to the input camera; the rays of
+    each image go through render_rays `chunk` at a time (render_in_chunks)."""
 
     def __init__(self, model: NViST, codes: SceneCodes, distance: float, focal: float, chunk: int = 8192):
         self.model, self.codes, self.distance, self.focal, self.chunk = model, codes, distance, focal, chunk
+
+    def render_rays(self, origins: Tensor, dirs: Tensor) -> dict[str, Tensor]:
+        """Rays [P, 3] in the field's frame -> rgb [P, 3] and distance along the ray [P]."""
+        out = self.model.render(self.codes, origins[None], dirs[None])
+        return {"rgb": out["rgb"][0], "distance": out["distance"][0]}
 
     @torch.no_grad()
     def render(
         self, poses: Tensor, *, fx: float, fy: float, cx: float, cy: float, width: int, height: int
     ) -> dict[str, Tensor]:
-        """poses [N, 4, 4] -> rgb [N, H, W, 3] in 0..1 and depth [N, H, W] (z in the camera frame)."""
+        """poses [N, 4, 4] -> rgb [N, H, W, 3] in 0..1 and depth [N, H, W] (z in the camera frame), plus any
+        other per-ray output of render_rays, as [N, H, W]."""
         if poses.ndim != 3 or poses.shape[1:] != (4, 4):
             raise ValueError(f"poses: expected [N, 4, 4] camera-to-world matrices, got {tuple(poses.shape)}")
         device = self.codes.planes.device
         poses = poses.to(device=device, dtype=torch.float32)
         origins, dirs, z = cameras.pixel_rays(poses, fx, fy, cx, cy, width, height)
         origins = self.model.to_field_frame(origins, torch.tensor([self.distance], device=device))
-        flat_o, flat_d = origins.reshape(1, -1, 3), dirs.reshape(1, -1, 3)
-        rgb, dist = [], []
-        for start in range(0, flat_o.shape[1], self.chunk):
-            out = self.model.render(
-                self.codes, flat_o[:, start : start + self.chunk], flat_d[:, start : start + self.chunk]
-            )
-            rgb.append(out["rgb"])
-            dist.append(out["distance"])
-        rgb = torch.cat(rgb, dim=1).reshape(*dirs.shape)
-        depth = torch.cat(dist, dim=1).reshape(*dirs.shape[:-1]) * z
-        return {"rgb": rgb.clamp(0, 1), "depth": depth}
+        out = render_in_chunks(self.render_rays, origins.reshape(-1, 3), dirs.reshape(-1, 3), self.chunk)
+        rgb, distance = out.pop("rgb"), out.pop("distance")
+        images = {"rgb": rgb.reshape(dirs.shape).clamp(0, 1), "depth": distance.reshape(z.shape) * z}
+        return images | {name: value.reshape(z.shape) for name, value in out.items()}

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.transforms import v2 as T
+
+from common.images import open_image
 
 from .formats import Sample
 
@@ -19,15 +21,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def read_image(path: str | Path) -> Image.Image:
     """An 8-bit RGB PIL image from any file PIL reads: grayscale is repeated, alpha dropped, 16-bit scaled."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"image: no file at {path}")
-    try:
-        with Image.open(path) as opened:
-            opened.load()
-            image = ImageOps.exif_transpose(opened)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ValueError(f"image: cannot read {path}: {error}") from error
+    image = open_image(path)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         array = np.asarray(image, dtype=np.float32)
         peak = 65535.0 if array.max() > 255 else 255.0

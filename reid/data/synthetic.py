@@ -21,7 +21,6 @@ and marks the domain complete.
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import io
 import json
@@ -33,6 +32,9 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from common.cli import OneLineParser, print_error
+from common.files import write_bytes_atomic
 
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 PATTERNS = ("plain", "hstripes", "vstripes", "checks", "dots", "jacket", "logo")
@@ -461,16 +463,6 @@ def market_name(pid: int, camera: int, frame: int) -> str:
     return f"{pid:04d}_c{camera}s1_{frame:06d}_00.jpg"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _jpeg(image: np.ndarray, quality: int) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(buffer, format="JPEG", quality=quality)
@@ -541,7 +533,7 @@ def generate_domain(
                 else:
                     split = "bounding_box_test"
                 name = market_name(pid, c + 1, int(frames[c][(pid - 1) * images_per_camera + k]))
-                _write_atomic(folder / split / name, _jpeg(image, styles[c].quality))
+                write_bytes_atomic(folder / split / name, _jpeg(image, styles[c].quality))
                 written[split].add(name)
                 counts[split]["images"] += 1
                 counts[split]["ids"].add(pid)
@@ -569,7 +561,7 @@ def generate_domain(
         "camera_styles": [asdict(s) for s in styles],
         "people": {pid: p.describe() for pid, p in enumerate(people, 1)},
     }
-    _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
+    write_bytes_atomic(meta_path, json.dumps(meta, indent=1).encode())
     return meta
 
 
@@ -638,14 +630,8 @@ def _check(identities, cameras, images_per_camera, height, width, seed, domains,
         raise ValueError(f"strength must be in [0, 2], got {strength}")
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, not argparse's usage block
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv=None) -> int:
-    p = _Parser(prog="python -m reid.data.synthetic", description=__doc__.split("\n")[0])
+    p = OneLineParser(name_errors=False, prog="python -m reid.data.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--identities", type=int, default=64, help="per domain; the first half trains")
     p.add_argument("--cameras", type=int, default=4)
@@ -671,15 +657,13 @@ def main(argv=None) -> int:
     try:
         _check(**kw)
     except ValueError as error:
-        print(f"error: --{str(error).replace('_', '-')}", file=sys.stderr)
-        return 2
+        return print_error(f"--{str(error).replace('_', '-')}")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         if not os.access(args.out, os.W_OK):
             raise PermissionError("not writable")
     except OSError as error:
-        print(f"error: --out: cannot write to {args.out}: {error}", file=sys.stderr)
-        return 2
+        return print_error(f"--out: cannot write to {args.out}: {error}")
     meta = generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw)
     for name, m in meta.items():
         sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())

@@ -6,7 +6,15 @@ import pytest
 import torch
 
 from nvs.model.field import COMPONENTS, sample_vm
-from nvs.model.render import composite, distortion_loss, interval_edges, ray_box, render_rays, sample_pdf, stratified
+from nvs.model.volume_rendering import (
+    composite,
+    distortion_loss,
+    interval_edges,
+    ray_box,
+    render_rays,
+    sample_pdf,
+    stratified,
+)
 
 
 def test_ray_box_hand_worked():

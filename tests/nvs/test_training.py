@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nvs.training import rays_for_pixels
+from nvs.cameras import rays_for_pixels
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs/nvs/tiny_synthetic_cpu.yaml")

@@ -109,7 +109,9 @@ def test_chunked_evaluation_matches(monkeypatch):
     args = (g.integers(0, ids, nq), g.integers(0, ids, ng), g.integers(0, 4, nq), g.integers(0, 4, ng))
     dist = g.random((nq, ng))
     whole = evaluate(dist, *args)
-    monkeypatch.setattr(importlib.import_module("reid.evaluation"), "_CHUNK_ELEMENTS", 1000)  # 3 queries a chunk
+    monkeypatch.setattr(
+        importlib.import_module("reid.evaluation.ranking"), "_CHUNK_ELEMENTS", 1000
+    )  # 3 queries a chunk
     chunked = evaluate(dist, *args)
     assert chunked["mAP"] == pytest.approx(whole["mAP"], abs=1e-12)
     np.testing.assert_allclose(chunked["cmc"], whole["cmc"], atol=1e-12)

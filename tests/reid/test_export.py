@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from reid.export import export_onnx
-from reid.inference import ReIDModel
-from reid.model import CoreReIDNet
+from reid.models.core_reid import CoreReIDNet
+from reid.models.inference import ReIDModel
 
 ort = pytest.importorskip("onnxruntime")
 H, W = 64, 32

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from reid import inference
-from reid.inference import ReIDModel, load_model, save_model
 from reid.losses import stage1_loss, stage2_loss
-from reid.model import ECAB, CoreReIDNet, ensemble_fusion
+from reid.models import inference
+from reid.models.core_reid import ECAB, CoreReIDNet, ensemble_fusion
+from reid.models.inference import ReIDModel, load_model, save_model
 
 H, W, C = 64, 32, 256
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from reid.clustering import camera_normalize, cluster_purity, reciprocal_expansion
 from reid.data import train_transform
-from reid.training import camera_normalize, cluster_purity, reciprocal_expansion
 
 
 def test_camera_normalize_removes_a_per_camera_offset():

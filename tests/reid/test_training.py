@@ -42,7 +42,7 @@ def _test_map(checkpoint: Path, root: Path, domain: str) -> float:
     from reid import evaluate
     from reid.data import read_dataset
     from reid.export import net_from_checkpoint
-    from reid.inference import ReIDModel
+    from reid.models.inference import ReIDModel
 
     model = ReIDModel(net_from_checkpoint(checkpoint))
     splits = read_dataset("market1501", root / domain)
@@ -89,7 +89,7 @@ def test_adaptation_beats_source_only_on_the_synthetic_target(tmp_path):
 
     untrained = tmp_path / "untrained.ckpt"
     state = torch.load(stage1_best, map_location="cpu", weights_only=True)
-    from reid.model import CoreReIDNet
+    from reid.models.core_reid import CoreReIDNet
 
     fresh = CoreReIDNet("resnet_reid_tiny", state["hyper_parameters"]["num_classes"], input_size=(64, 32))
     state["state_dict"] = {f"net.{k}": v for k, v in fresh.state_dict().items()}

@@ -107,3 +107,12 @@ def render_rays(
     mids = 0.5 * (edges[..., 1:] + edges[..., :-1])
     distance = (weights * mids).sum(dim=-1) + (1.0 - opacity) * far
     return {"rgb": rgb, "distance": distance, "opacity": opacity, "distortion": distortion_loss(weights, edges)}
+
+
+def render_in_chunks(
+    render: Callable[[Tensor, Tensor], dict[str, Tensor]], origins: Tensor, dirs: Tensor, chunk: int
+) -> dict[str, Tensor]:
+    """The one chunked-render loop: rays [P, 3] through `render` `chunk` rays at a time (so memory stays bounded
+    whatever the image size) -> each of its outputs [P, ...], concatenated."""
+    parts = [render(origins[s : s + chunk], dirs[s : s + chunk]) for s in range(0, origins.shape[0], chunk)]
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}

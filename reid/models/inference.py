@@ -3,7 +3,6 @@ features; weights on disk as safetensors plus a JSON config beside it (`<name>.j
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,14 +12,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from common.files import save_weights_and_config
 from vision.checkpoint import read_weights_and_config
 
-from .model import CoreReIDNet
+from .core_reid import CoreReIDNet
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # The small default model shipped inside the package, once trained; absent until then.
-DEFAULT_WEIGHTS = Path(__file__).with_name("assets") / "reid_default.safetensors"
+DEFAULT_WEIGHTS = Path(__file__).parents[1] / "assets" / "reid_default.safetensors"
 TINY = dict(trunk="resnet_reid_tiny", num_classes=0, trunk_kwargs={}, input_size=[128, 64])
 _CONFIG_KEYS = set(TINY)
 # Trunk arguments that only matter when the model is first built (an ImageNet start); never saved.
@@ -119,28 +119,12 @@ def _net(model: ReIDModel | CoreReIDNet) -> CoreReIDNet:
     raise TypeError(f"model: expected a ReIDModel or CoreReIDNet, got {type(model).__name__}")
 
 
-def _write_atomically(target: Path, write) -> None:
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        write(tmp)
-        tmp.replace(target)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_model(model: ReIDModel | CoreReIDNet, path: str | Path) -> Path:
     """Write the network's weights (safetensors) and `<path>.json` (its constructor settings), each atomically."""
-    from safetensors.torch import save_file
-
     net = _net(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     config = dict(net.config)
     config["trunk_kwargs"] = {k: v for k, v in config["trunk_kwargs"].items() if k not in _BUILD_ONLY}
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    _write_atomically(path, lambda p: save_file(state, str(p)))
-    _write_atomically(path.with_suffix(".json"), lambda p: p.write_text(json.dumps(config, indent=2)))
-    return path
+    return save_weights_and_config(path, net.state_dict(), config)
 
 
 def read_model_files(path: str | Path) -> tuple[dict[str, Tensor], dict]:

@@ -1,0 +1,7 @@
+"""Helpers every package shares, at the bottom of the import graph (nothing here imports kernels, vision, nvs,
+reid or demos, and nothing imports torch at import time, so command lines can use them before parsing):
+
+- common.files: atomic writes (temporary file + rename) and model files (safetensors + a JSON config beside it);
+- common.cli: the one-line command-line error (exit code 2, no usage block);
+- common.schedules: linear warm-up then cosine decay of the learning rate.
+"""

@@ -1,0 +1,65 @@
+"""Files written atomically: a crashed or interrupted run never leaves a half file that looks whole.
+
+Each writer writes a hidden temporary file beside the target (same folder, so the rename stays on one file
+system) and renames it into place; on any failure the temporary file is removed and the target is untouched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+
+def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call `write(tmp)` to fill a new hidden temporary file beside `path` (its name ends in `path`'s suffix, so
+    writers that pick a format from the name, such as PIL and torchvision, still do), then rename it to `path`.
+    Returns `path`."""
+    path = Path(path)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_bytes(data))
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def write_json_atomic(path: str | Path, value: Any, indent: int | None = 2) -> Path:
+    return write_text_atomic(path, json.dumps(value, indent=indent))
+
+
+def save_weights_and_config(path: str | Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
+    """A model as safetensors (`state`'s tensors, moved to the CPU and made contiguous) plus `<path>.json`
+    (`config`, its constructor settings), each written atomically; the folder is created. Returns `path`.
+    vision.checkpoint.read_weights_and_config reads the pair back."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: tensor.detach().cpu().contiguous() for name, tensor in state.items()}
+    write_atomic(path, lambda tmp: save_file(tensors, str(tmp)))
+    write_json_atomic(path.with_suffix(".json"), dict(config))
+    return path
+
+
+__all__ = [
+    "save_weights_and_config",
+    "write_atomic",
+    "write_bytes_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+]

@@ -1,0 +1,174 @@
+"""Stage 2 of CORE-ReID, `TargetFinetuner`: a student and its EMA teacher start from the stage-1 weights. Before
+every epoch the teacher's features, fused with the student's ECAB attention, are clustered with K-means at three
+levels (global, upper, lower); the global level's centroids re-initialise the classifier and its labels drive
+the P x K sampler. Loss: CE(global) + triplet(global) + 0.5 (triplet(upper) + triplet(lower)), each level
+against its own pseudo-labels. Validation uses the teacher on identities held out of the target's training
+set; the test set is never used for model selection."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..clustering import camera_normalize, cluster_purity, kmeans, reciprocal_expansion
+from ..losses import stage2_loss
+from ..models.core_reid import CoreReIDNet, ensemble_fusion
+from .checkpoints import read_network
+from .evaluated import EvaluatedModule
+from .optim import adam_with_warmup
+
+
+class TargetFinetuner(EvaluatedModule):
+    """Stage 2. `source_checkpoint`: a stage-1 Lightning checkpoint (.ckpt) or a model saved with
+    `reid.save_model` (.safetensors); its classifier is dropped. `num_clusters`: K for all three levels
+    (CORE-ReID uses 500/700/900 for Market-sized targets). The trunk settings come from the checkpoint."""
+
+    def __init__(
+        self,
+        source_checkpoint: str | None = None,
+        trunk: str = "resnet50_reid",
+        trunk_kwargs: dict[str, Any] | None = None,
+        input_size: tuple[int, int] | None = None,
+        num_clusters: int = 500,
+        lr: float = 3.5e-4,
+        weight_decay: float = 5e-4,
+        warmup_epochs: int = 0,
+        milestones: Sequence[int] = (),
+        gamma: float = 0.1,
+        ema_decay: float = 0.999,
+        epsilon: float = 0.1,
+        margin: float | None = None,
+        local_weight: float = 0.5,
+        kmeans_iters: int = 100,
+        camera_normalize: bool = False,
+        neighbor_expansion: int = 0,
+        flip_cluster_features: bool = False,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.student: CoreReIDNet | None = None
+        self.teacher: CoreReIDNet | None = None
+        self.register_buffer("pseudo_labels", torch.zeros(3, 0, dtype=torch.long), persistent=False)
+        self._sampler = None  # the DataModule's PseudoLabelSampler, during fit
+        if input_size is not None and source_checkpoint is None:
+            self._build(None)
+
+    def _build(self, weights: dict[str, Tensor] | None) -> None:
+        h = self.hparams
+        self.student = CoreReIDNet(h.trunk, h.num_clusters, h.trunk_kwargs, tuple(h.input_size))
+        if weights is not None:
+            weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
+            missing, unexpected = self.student.load_state_dict(weights, strict=False)
+            if unexpected or set(missing) - {"classifier.weight"}:
+                raise ValueError(f"source_checkpoint: missing {missing}, unexpected {unexpected}")
+        self.teacher = copy.deepcopy(self.student).requires_grad_(False)
+
+    def setup(self, stage: str) -> None:
+        if self.student is not None:
+            return
+        h = self.hparams
+        weights = None
+        if h.source_checkpoint:
+            weights, config = read_network(h.source_checkpoint)
+            h.trunk, h.trunk_kwargs, h.input_size = config["trunk"], config["trunk_kwargs"], config["input_size"]
+        if h.input_size is None:
+            dm = self.trainer.datamodule
+            h.input_size = (dm.hparams.height, dm.hparams.width)
+        self._build(weights)
+        if stage == "fit":
+            self._sampler = self.trainer.datamodule.use_pseudo_labels()
+
+    # -- clustering ------------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def cluster(self) -> None:
+        """K-means on the ensemble-fused features of every target training image, at three levels."""
+        dm = self.trainer.datamodule
+        loader = dm.loader(dm.target_train, train=False)
+        was_training = self.student.training
+        self.student.eval()
+        self.teacher.eval()
+        levels: list[list[Tensor]] = [[], [], []]
+        for batch in loader:
+            image = batch["image"].to(self.device)
+            fused = ensemble_fusion(self.teacher.forward_parts(image), self.student.forward_parts(image))
+            if self.hparams.flip_cluster_features:  # BMFN: average with the mirrored image's features
+                mirror = image.flip(3)
+                flipped = ensemble_fusion(self.teacher.forward_parts(mirror), self.student.forward_parts(mirror))
+                fused = tuple(F.normalize(a + b, dim=1) for a, b in zip(fused, flipped, strict=True))
+            for store, f in zip(levels, fused, strict=True):
+                store.append(f)
+        self.student.train(was_training)
+        k = self.hparams.num_clusters
+        n = sum(len(f) for f in levels[0])
+        if k >= n:
+            raise ValueError(f"num_clusters: {k} clusters for only {n} target training images")
+        cams = torch.tensor([s.camid for s in dm.target_train], device=self.device)
+        labels = []
+        for level, parts in enumerate(levels):
+            features = torch.cat(parts)
+            clustered = camera_normalize(features, cams) if self.hparams.camera_normalize else features
+            if self.hparams.neighbor_expansion:
+                clustered = reciprocal_expansion(clustered, self.hparams.neighbor_expansion)
+            assigned, centroids = kmeans(clustered, k, iters=self.hparams.kmeans_iters, seed=self.current_epoch)
+            labels.append(assigned)
+            if level == 0:
+                if clustered is not features:  # the classifier acts on the features themselves: their cluster means
+                    sums = torch.zeros_like(centroids).index_add_(0, assigned, features)
+                    centroids = sums / torch.bincount(assigned, minlength=k).clamp(min=1).unsqueeze(1)
+                self.student.reset_classifier(centroids)
+                self.teacher.reset_classifier(centroids)
+        self.pseudo_labels = torch.stack(labels).to(self.device)
+        self._sampler.labels = labels[0].cpu().numpy()
+        sizes = torch.bincount(labels[0], minlength=k)
+        self.log("train/clusters_nonempty", float((sizes > 0).sum()))
+        # Diagnostics only (never used for training): how well the global clusters follow the true identities
+        # and how much they follow the cameras instead.
+        truth = torch.tensor([s.pid for s in dm.target_train])
+        self.log("train/purity", cluster_purity(labels[0].cpu(), truth))
+        self.log("train/camera_purity", cluster_purity(labels[0].cpu(), cams.cpu()))
+
+    def on_train_epoch_start(self) -> None:
+        self.cluster()
+
+    # -- training --------------------------------------------------------------------------------------------
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        labels = self.pseudo_labels[:, batch["index"].to(self.device)]
+        h = self.hparams
+        losses = stage2_loss(
+            self.student(batch["image"]),
+            labels[0],
+            labels_upper=labels[1],
+            labels_lower=labels[2],
+            epsilon=h.epsilon,
+            margin=h.margin,
+            local_weight=h.local_weight,
+        )
+        if not torch.isfinite(losses["loss"]):
+            raise FloatingPointError(f"stage-2 loss is {losses['loss'].item()} at step {self.global_step}")
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, prog_bar=True, batch_size=len(labels[0]))
+        return losses["loss"]
+
+    @torch.no_grad()
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        alpha = min(1 - 1 / (self.global_step + 1), self.hparams.ema_decay)
+        for t, s in zip(self.teacher.state_dict().values(), self.student.state_dict().values(), strict=True):
+            if t.dtype.is_floating_point:
+                t.mul_(alpha).add_(s.detach(), alpha=1 - alpha)
+            else:
+                t.copy_(s)
+
+    # -- evaluation: the teacher, as CORE-ReID's inference -----------------------------------------------------
+
+    @property
+    def inference_net(self) -> CoreReIDNet:
+        return self.teacher
+
+    def configure_optimizers(self):
+        return adam_with_warmup(self.student.parameters(), self.hparams)

@@ -1,0 +1,49 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from common.files import save_weights_and_config, write_atomic, write_json_atomic, write_text_atomic
+from vision.checkpoint import read_weights_and_config
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_atomic(target, fail)
+    assert target.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_writers_replace_the_target_and_keep_the_suffix_for_format_guessing(tmp_path):
+    seen = []
+    write_atomic(tmp_path / "grid.png", lambda tmp: (seen.append(tmp.suffix), tmp.write_bytes(b"png")))
+    assert seen == [".png"] and (tmp_path / "grid.png").read_bytes() == b"png"
+    write_text_atomic(tmp_path / "a.txt", "one")
+    write_text_atomic(tmp_path / "a.txt", "two")
+    write_json_atomic(tmp_path / "b.json", {"k": [1, 2]})
+    assert (tmp_path / "a.txt").read_text() == "two"
+    assert json.loads((tmp_path / "b.json").read_text()) == {"k": [1, 2]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.json", "grid.png"]
+
+
+def test_model_files_round_trip_through_the_shared_reader(tmp_path):
+    layer = torch.nn.Linear(3, 2)
+    path = save_weights_and_config(tmp_path / "sub" / "m.safetensors", layer.state_dict(), {"width": 3})
+    state, settings = read_weights_and_config(path, {"width"})
+    assert settings == {"width": 3}
+    assert set(state) == {"weight", "bias"} and torch.equal(state["weight"], layer.weight.detach())
+
+
+def test_common_imports_nothing_heavy():
+    code = "import sys, common.files, common.cli, common.schedules; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "False", result.stderr
