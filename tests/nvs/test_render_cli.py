@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import nvs
-from nvs import export, render
+from nvs import render, writers
 from nvs.baked import BakedField
 from nvs.cameras import orbit_poses
 from nvs.data.nerfstudio import read_transforms
@@ -272,7 +272,7 @@ def test_argument_errors_are_one_line(capsys, tmp_path):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "--size" in err
-    if not export.mp4_available():
+    if not writers.mp4_available():
         with pytest.raises(SystemExit):
             render.parse_args([str(tmp_path / "x.jpg"), "--video", "mp4"])
         assert "PyAV" in capsys.readouterr().err
@@ -327,21 +327,21 @@ def test_mesh_of_a_sphere(tmp_path, ext):
     axis = np.linspace(-1, 1, 24, dtype=np.float32)
     z, y, x = np.meshgrid(axis, axis, axis, indexing="ij")
     density = 10.0 * (np.sqrt(x**2 + y**2 + z**2) < 0.6)  # dense inside a ball of radius 0.6
-    level, warning = export.iso_level(density, field_resolution=24, bound=1.0)
+    level, warning = writers.iso_level(density, field_resolution=24, bound=1.0)
     assert warning is None and 0 < level < 10
-    vertices, triangles = export.marching_cubes(density, level, bound=1.0)
+    vertices, triangles = writers.marching_cubes(density, level, bound=1.0)
     radius = np.linalg.norm(vertices, axis=1)
     assert len(triangles) > 100 and np.all(np.abs(radius - 0.6) < 0.1)
-    normals = export.vertex_normals(vertices, triangles)
+    normals = writers.vertex_normals(vertices, triangles)
     assert (np.sum(normals * vertices, axis=1) > 0).mean() > 0.99  # wound outwards
     colours = np.clip(vertices * 0.5 + 0.5, 0, 1)
-    export.write_mesh(tmp_path / f"mesh.{ext}", vertices, triangles, colours)
+    writers.write_mesh(tmp_path / f"mesh.{ext}", vertices, triangles, colours)
     mesh = o3d.io.read_triangle_mesh(str(tmp_path / f"mesh.{ext}"))
     assert len(mesh.triangles) == len(triangles) and mesh.has_vertex_colors()
 
 
 def test_constant_density_gives_no_mesh():
-    level, warning = export.iso_level(np.full((8, 8, 8), 0.5, np.float32), field_resolution=8, bound=1.0)
+    level, warning = writers.iso_level(np.full((8, 8, 8), 0.5, np.float32), field_resolution=8, bound=1.0)
     assert level is None and "no mesh" in warning
 
 
