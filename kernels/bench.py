@@ -17,17 +17,17 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from common.files import write_bytes_atomic
 
 from . import KINDS, attention
 from .memory import peak_memory
@@ -302,15 +302,9 @@ def format_table(rows: list[Row]) -> str:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write the bytes whole or not at all (common.files), making the folder first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def plot(rows: list[Row], title: str) -> bytes:
