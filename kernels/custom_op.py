@@ -31,73 +31,48 @@ INT_OPTIONS = ("chunk_size", "num_landmarks", "newton_iters", "block_size")
 FLOAT_OPTIONS = ("bias",)
 STR_OPTIONS = ("feature_map",)
 OPTION_NAMES = ("rope", *TENSOR_OPTIONS, *FLOAT_OPTIONS, *INT_OPTIONS, *STR_OPTIONS)
+# The options' slots in the schema, in order: rope travels as its two tables.
+SLOTS = (
+    *(("Tensor?", name) for name in ("rope_sin", "rope_cos", *TENSOR_OPTIONS)),
+    *(("float?", name) for name in FLOAT_OPTIONS),
+    *(("int?", name) for name in INT_OPTIONS),
+    *(("str?", name) for name in STR_OPTIONS),
+)
+ARGUMENTS = "Tensor q, Tensor k, Tensor v, str kind, bool causal, float? scale, str backend, " + ", ".join(
+    f"{kind} {name}" for kind, name in SLOTS
+)
+
+_library = torch.library.Library("lavis3d", "FRAGMENT")
+_library.define(f"attention({ARGUMENTS}) -> Tensor")
+_library.define(f"attention_backward(Tensor grad, {ARGUMENTS}) -> Tensor[]")
+attention_op = torch.ops.lavis3d.attention.default
+attention_backward_op = torch.ops.lavis3d.attention_backward.default
 
 
-@torch.library.custom_op("lavis3d::attention", mutates_args=())
-def attention_op(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    kind: str,
-    causal: bool,
-    scale: float | None,
-    backend: str,
-    rope_sin: Tensor | None,
-    rope_cos: Tensor | None,
-    slopes: Tensor | None,
-    landmarks: Tensor | None,
-    bias: float | None,
-    chunk_size: int | None,
-    num_landmarks: int | None,
-    newton_iters: int | None,
-    block_size: int | None,
-    feature_map: str | None,
-) -> Tensor:
+@torch.library.impl(_library, "attention", "CompositeExplicitAutograd")
+def _attention(q: Tensor, k: Tensor, v: Tensor, kind: str, causal: bool, scale, backend: str, *slots) -> Tensor:
     """kernels.attention with its options spelled out (see the module docstring)."""
     from .api import attention
 
-    options = _unpack(
-        rope_sin, rope_cos, slopes, landmarks, bias, chunk_size, num_landmarks, newton_iters, block_size, feature_map
-    )
-    return attention(q, k, v, kind, causal=causal, scale=scale, backend=backend, **options).contiguous()
+    return attention(q, k, v, kind, causal=causal, scale=scale, backend=backend, **_unpack(slots)).contiguous()
 
 
-@attention_op.register_fake
+@torch.library.register_fake("lavis3d::attention", lib=_library)
 def _attention_fake(q: Tensor, k: Tensor, v: Tensor, *args: Any) -> Tensor:
     return q.new_empty((*q.shape[:-1], v.shape[-1]))
 
 
-@torch.library.custom_op("lavis3d::attention_backward", mutates_args=())
-def attention_backward_op(
-    grad: Tensor,
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    kind: str,
-    causal: bool,
-    scale: float | None,
-    backend: str,
-    rope_sin: Tensor | None,
-    rope_cos: Tensor | None,
-    slopes: Tensor | None,
-    landmarks: Tensor | None,
-    bias: float | None,
-    chunk_size: int | None,
-    num_landmarks: int | None,
-    newton_iters: int | None,
-    block_size: int | None,
-    feature_map: str | None,
-) -> list[Tensor]:
+@torch.library.impl(_library, "attention_backward", "CompositeExplicitAutograd")
+def _attention_backward(grad: Tensor, q: Tensor, k: Tensor, v: Tensor, kind, causal, scale, backend, *slots):
     """[dq, dk, dv, dlandmarks] (dlandmarks is empty without landmarks): the eager forward, rerun and differentiated."""
     from .api import attention
 
+    options = _unpack(slots)
     leaves = [t.detach().requires_grad_() for t in (q, k, v)]
+    landmarks = options.get("landmarks")
     if landmarks is not None:
-        landmarks = landmarks.detach().requires_grad_()
+        options["landmarks"] = landmarks = landmarks.detach().requires_grad_()
         leaves.append(landmarks)
-    options = _unpack(
-        rope_sin, rope_cos, slopes, landmarks, bias, chunk_size, num_landmarks, newton_iters, block_size, feature_map
-    )
     with _autograd_enabled():
         out = attention(*leaves[:3], kind, causal=causal, scale=scale, backend=backend, **options)
         grads = torch.autograd.grad(out, leaves, grad, allow_unused=True)
@@ -107,9 +82,9 @@ def attention_backward_op(
     return [g.contiguous() for g in grads]
 
 
-@attention_backward_op.register_fake
+@torch.library.register_fake("lavis3d::attention_backward", lib=_library)
 def _attention_backward_fake(grad: Tensor, q: Tensor, k: Tensor, v: Tensor, *args: Any) -> list[Tensor]:
-    landmarks = args[7]
+    landmarks = args[4 + SLOTS.index(("Tensor?", "landmarks"))]
     grads = [torch.empty(t.shape, dtype=t.dtype, device=t.device) for t in (q, k, v)]
     extra = landmarks if landmarks is not None else q.new_empty(0)
     return [*grads, torch.empty(extra.shape, dtype=extra.dtype, device=extra.device)]
@@ -143,7 +118,7 @@ def _backward(ctx, grad: Tensor):
     return dq, dk, dv, *no_grad, (dlandmarks if landmarks is not None else None), *(None,) * 6
 
 
-attention_op.register_autograd(_backward, setup_context=_setup_context)
+torch.library.register_autograd("lavis3d::attention", _backward, setup_context=_setup_context, lib=_library)
 
 
 def compiled_attention(
@@ -197,20 +172,11 @@ def pack_options(options: dict[str, Any], device: torch.device) -> tuple | None:
     return (sin, cos, *tensors, *scalars)
 
 
-def _unpack(
-    rope_sin, rope_cos, slopes, landmarks, bias, chunk_size, num_landmarks, newton_iters, block_size, feature_map
-):
-    given = {
-        "slopes": slopes,
-        "landmarks": landmarks,
-        "bias": bias,
-        "chunk_size": chunk_size,
-        "num_landmarks": num_landmarks,
-        "newton_iters": newton_iters,
-        "block_size": block_size,
-        "feature_map": feature_map,
-    }
+def _unpack(slots: Sequence) -> dict[str, Any]:
+    """The schema's option slots -> kernels.attention's keyword options (those given)."""
+    given = dict(zip((name for _, name in SLOTS), slots, strict=True))
+    rope = given.pop("rope_sin"), given.pop("rope_cos")
     options = {name: value for name, value in given.items() if value is not None}
-    if rope_sin is not None or rope_cos is not None:
-        options["rope"] = (rope_sin, rope_cos)
+    if any(table is not None for table in rope):
+        options["rope"] = rope
     return options
