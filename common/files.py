@@ -1,4 +1,5 @@
-"""Files written atomically: a crashed or interrupted run never leaves a half file that looks whole.
+"""Files written atomically (a crashed or interrupted run never leaves a half file that looks whole), and JSON
+read with errors that name the file.
 
 Each writer writes a hidden temporary file beside the target (same folder, so the rename stays on one file
 system) and renames it into place; on any failure the temporary file is removed and the target is untouched.
@@ -42,6 +43,18 @@ def write_json_atomic(path: str | Path, value: Any, indent: int | None = 2) -> P
     return write_text_atomic(path, json.dumps(value, indent=indent))
 
 
+def read_json(path: str | Path, missing: str | None = None) -> Any:
+    """The JSON value in `path`. A missing file raises FileNotFoundError(`missing`, or a message naming the path),
+    a file that is not UTF-8 JSON raises ValueError naming the path and the parser's complaint."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise FileNotFoundError(missing or f"{path}: no such file") from error
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON: {error}") from error
+
+
 def save_weights_and_config(path: str | Path, state: Mapping[str, Any], config: Mapping[str, Any]) -> Path:
     """A model as safetensors (`state`'s tensors, moved to the CPU and made contiguous) plus `<path>.json`
     (`config`, its constructor settings), each written atomically; the folder is created. Returns `path`.
@@ -57,6 +70,7 @@ def save_weights_and_config(path: str | Path, state: Mapping[str, Any], config: 
 
 
 __all__ = [
+    "read_json",
     "save_weights_and_config",
     "write_atomic",
     "write_bytes_atomic",

@@ -36,8 +36,8 @@ def _log_keys(q, k) -> float:
 class Kind:
     reference: Callable
     causal: bool  # has a causal form
-    cross: bool  # allows Nq != Nk (non-causal)
     scale: bool  # takes `scale` (default D^-1/2)
+    cross: bool = True  # allows Nq != Nk (non-causal)
     quadratic: bool = False  # a weight per (query, key) pair: time and reference memory grow with Nq·Nk
     options: Mapping[str, Option] = field(default_factory=dict)
     exclusive: tuple[tuple[str, str], ...] = ()  # pairs of options that cannot both be given
@@ -55,7 +55,6 @@ KIND_TABLE: dict[str, Kind] = {
     "softmax": Kind(
         softmax_attention,
         causal=True,
-        cross=True,
         scale=True,
         quadratic=True,
         triton="softmax.triton:softmax_attention",
@@ -64,7 +63,6 @@ KIND_TABLE: dict[str, Kind] = {
     "sigmoid": Kind(
         sigmoid_attention,
         causal=True,
-        cross=True,
         scale=True,
         quadratic=True,
         options={"bias": Option(None, opt.real("bias"), fallback=_log_keys)},
@@ -73,7 +71,6 @@ KIND_TABLE: dict[str, Kind] = {
     "nala": Kind(
         nala_attention,
         causal=False,
-        cross=True,
         scale=False,
         options={"rope": ROPE},
         triton="nala.triton:nala_attention",
@@ -82,7 +79,6 @@ KIND_TABLE: dict[str, Kind] = {
     "mala": Kind(
         mala_attention,
         causal=False,
-        cross=True,
         scale=True,
         options={"rope": ROPE},
         triton="mala.triton:mala_attention",
@@ -91,7 +87,6 @@ KIND_TABLE: dict[str, Kind] = {
     "norm": Kind(
         norm_attention,
         causal=True,
-        cross=True,
         scale=False,
         options={"feature_map": Option("elu1", opt.choice("feature_map", tuple(FEATURE_MAPS))), "chunk_size": CHUNK},
         triton="norm.triton:norm_attention",
@@ -100,7 +95,6 @@ KIND_TABLE: dict[str, Kind] = {
     "lightning": Kind(
         lightning_attention,
         causal=True,
-        cross=True,
         scale=False,
         options={"slopes": Option(None, opt.slopes), "chunk_size": CHUNK},
         triton="lightning.triton:lightning_attention",
@@ -108,7 +102,6 @@ KIND_TABLE: dict[str, Kind] = {
     "soft": Kind(
         soft_attention,
         causal=False,
-        cross=True,
         scale=False,
         options={
             "num_landmarks": Option(49, opt.integer("num_landmarks", 1)),

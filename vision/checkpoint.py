@@ -39,18 +39,16 @@ class LoadReport:
 def read_weights_and_config(path: str | Path, known: set[str]) -> tuple[dict[str, Tensor], dict]:
     """A model saved as safetensors plus `<path>.json` (its constructor settings, keys within `known`):
     (tensors, settings), each checked, with errors naming the file. nvs and reid models are stored this way."""
-    import json
+    from common.files import read_json
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
     config_path = path.with_suffix(".json")
     try:
-        settings = json.loads(config_path.read_text())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"checkpoint: {config_path} (the model's config) is missing") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"checkpoint: {config_path} is not valid JSON: {error}") from error
+        settings = read_json(config_path, missing=f"{config_path} (the model's config) is missing")
+    except (FileNotFoundError, ValueError) as error:
+        raise type(error)(f"checkpoint: {error}") from error
     if not isinstance(settings, dict) or set(settings) - known:
         unknown = sorted(set(settings) - known) if isinstance(settings, dict) else settings
         raise ValueError(f"checkpoint: {config_path} holds unknown settings {unknown}")

@@ -8,10 +8,11 @@ field's.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
+
+from common.files import read_json
 
 from .. import cameras
 from .scenes import Scene, View
@@ -22,12 +23,7 @@ _INTRINSICS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 def read_transforms(folder: Path, scale: float = 1.0) -> Scene:
     """One scene folder -> Scene; a clear error names the file and the field that is wrong."""
     path = folder / "transforms.json"
-    try:
-        meta = json.loads(path.read_text())
-    except FileNotFoundError as error:
-        raise FileNotFoundError(f"{path}: no transforms.json in the scene folder") from error
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from error
+    meta = read_json(path, missing=f"{path}: no transforms.json in the scene folder")
     frames = meta.get("frames")
     if not isinstance(frames, list) or len(frames) < 2:
         raise ValueError(f"{path}: 'frames' must list at least two views")

@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from common.files import save_weights_and_config, write_atomic, write_json_atomic, write_text_atomic
+from common.files import read_json, save_weights_and_config, write_atomic, write_json_atomic, write_text_atomic
 from vision.checkpoint import read_weights_and_config
 
 
@@ -47,3 +47,18 @@ def test_common_imports_nothing_heavy():
     code = "import sys, common.files, common.cli, common.schedules; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "False", result.stderr
+
+
+def test_read_json_names_the_file_when_it_is_missing_or_broken(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text('{"a": [1, 2]}')
+    assert read_json(good) == {"a": [1, 2]}
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        read_json(tmp_path / "absent.json")
+    with pytest.raises(FileNotFoundError, match="^where is it$"):
+        read_json(tmp_path / "absent.json", missing="where is it")
+    broken = tmp_path / "broken.json"
+    for content in (b"{oops", b"\xff\xfe not utf-8"):
+        broken.write_bytes(content)
+        with pytest.raises(ValueError, match="broken.json: not valid JSON"):
+            read_json(broken)

@@ -27,6 +27,14 @@ def _polygon(cx: float, cy: float, radius: float, corners: int, angle: float, in
     return points
 
 
+def _bar(cx: float, cy: float, half_length: float, half_width: float, angle: float):
+    """The four corners of a rectangle centred at (cx, cy), its long axis at `angle`."""
+    dx, dy = math.cos(angle), math.sin(angle)
+    ox, oy = -dy * half_width, dx * half_width
+    ends = ((-half_length, 1), (half_length, 1), (half_length, -1), (-half_length, -1))
+    return [(cx + dx * t + ox * side, cy + dy * t + oy * side) for t, side in ends]
+
+
 def _texture(rng: np.random.Generator, size: int, base: np.ndarray) -> np.ndarray:
     """An RGB texture around a base colour: flat, stripes, checks, gradient or noise."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32) / size
@@ -80,32 +88,10 @@ def render_shape(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
     elif name == "star":
         draw.polygon(_polygon(cx, cy, radius, 5, angle, inner=0.4), fill=255)
     elif name == "cross":
-        w = radius * 0.3
         for a in (angle, angle + math.pi / 2):
-            dx, dy = math.cos(a), math.sin(a)
-            ox, oy = -dy * w, dx * w
-            draw.polygon(
-                [
-                    (cx - dx * radius + ox, cy - dy * radius + oy),
-                    (cx + dx * radius + ox, cy + dy * radius + oy),
-                    (cx + dx * radius - ox, cy + dy * radius - oy),
-                    (cx - dx * radius - ox, cy - dy * radius - oy),
-                ],
-                fill=255,
-            )
+            draw.polygon(_bar(cx, cy, radius, radius * 0.3, a), fill=255)
     elif name == "bar":
-        w = radius * 0.25
-        dx, dy = math.cos(angle), math.sin(angle)
-        ox, oy = -dy * w, dx * w
-        draw.polygon(
-            [
-                (cx - dx * radius + ox, cy - dy * radius + oy),
-                (cx + dx * radius + ox, cy + dy * radius + oy),
-                (cx + dx * radius - ox, cy + dy * radius - oy),
-                (cx - dx * radius - ox, cy - dy * radius - oy),
-            ],
-            fill=255,
-        )
+        draw.polygon(_bar(cx, cy, radius, radius * 0.25, angle), fill=255)
     alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float32)[..., None] / 255
     return background * (1 - alpha) + foreground * alpha
 

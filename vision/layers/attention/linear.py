@@ -43,8 +43,10 @@ class LePE(nn.Conv2d):
         return o
 
 
-class NaLaAttention(KernelAttention):
-    kind = "nala"
+class GatedLePEAttention(KernelAttention):
+    """The shared part of NaLa and MALA: RoPE inside the kernel, a LePE of v added to the output in place and an
+    output gate computed from x."""
+
     rope_in_kernel = True
     finish_in_place = True  # LePE
 
@@ -52,21 +54,21 @@ class NaLaAttention(KernelAttention):
         super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
         self.gate = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)
         self.lepe = LePE(dim, device=device, dtype=dtype)
+
+
+class NaLaAttention(GatedLePEAttention):
+    kind = "nala"
+
+    def __init__(self, dim: int, *args, device=None, dtype=None, **kw):
+        super().__init__(dim, *args, device=device, dtype=dtype, **kw)
         self.out_norm = nn.LayerNorm(dim, device=device, dtype=dtype)
 
     def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
         return self.out_norm(self.lepe.add_to(o, v, layout)) * F.silu(self.gate(x))
 
 
-class MALAAttention(KernelAttention):
+class MALAAttention(GatedLePEAttention):
     kind = "mala"
-    rope_in_kernel = True
-    finish_in_place = True  # LePE
-
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, *args, device=None, dtype=None, **kw):
-        super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
-        self.gate = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)
-        self.lepe = LePE(dim, device=device, dtype=dtype)
 
     def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
         return self.lepe.add_to(o, v, layout) * self.gate(x)
