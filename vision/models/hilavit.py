@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import DropPath, LayerScale, trunc_normal_
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, register_model
 from torch import Tensor, nn
 
 from ..layers import get_attn_layer
 from ..layers.attention import SoftAttention
+from .pretrained_cfg import imagenet_cfgs
 
 
 class ConvStem(nn.Module):
@@ -234,22 +234,7 @@ class HiLaViT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def _cfg(**kwargs) -> dict:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": (7, 7),
-        "crop_pct": 0.9,
-        "interpolation": "bicubic",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "stem.layers.0",
-        "classifier": "head",
-        **kwargs,
-    }
-
-
-default_cfgs = generate_default_cfgs({name: _cfg() for name in ("nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny")})
+default_cfgs = imagenet_cfgs(("nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny"), first_conv="stem.layers.0")
 
 
 def _create(variant: str, pretrained: bool, **kwargs) -> HiLaViT:

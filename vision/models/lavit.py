@@ -9,13 +9,13 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.layers import to_2tuple
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, register_model
 from timm.models.vision_transformer import Block, VisionTransformer, checkpoint_filter_fn
 
 from ..layers import KernelAttention, bind, get_attn_layer
 from ..layers.attention import LightningAttention, LocalAttention, NormAttention, SoftAttention
+from .pretrained_cfg import imagenet_cfgs
 
 LOCAL_LAYERS_FRACTION = 0.5  # TransNormer: DiagAttention (local) in the first half, NormAttention after
 
@@ -88,23 +88,10 @@ class LaViT(VisionTransformer):
         self.attn_kind = attn_kind
 
 
-def _cfg(**kwargs) -> dict:
-    return {
-        "num_classes": 1000,
-        "input_size": (3, 224, 224),
-        "pool_size": None,
-        "crop_pct": 0.9,
-        "interpolation": "bicubic",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "patch_embed.proj",
-        "classifier": "head",
-        **kwargs,
-    }
-
-
-default_cfgs = generate_default_cfgs(
-    {name: _cfg() for name in ("lavit_tiny_patch16_224", "lavit_small_patch16_224", "lavit_base_patch16_224")}
+default_cfgs = imagenet_cfgs(
+    ("lavit_tiny_patch16_224", "lavit_small_patch16_224", "lavit_base_patch16_224"),
+    first_conv="patch_embed.proj",
+    pool_size=None,
 )
 
 

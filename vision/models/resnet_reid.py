@@ -13,10 +13,11 @@ local checkpoint with either
 
 from __future__ import annotations
 
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import build_model_with_cfg, register_model
 from timm.models.resnet import BasicBlock, Bottleneck, ResNet
 from torch import nn
+
+from .pretrained_cfg import imagenet_cfgs
 
 
 class ResNetReID(ResNet):
@@ -36,22 +37,16 @@ class ResNetReID(ResNet):
         self.feature_info[-1]["reduction"] = 16
 
 
-def _cfg(**kwargs) -> dict:
-    return {
-        "num_classes": 1000,  # checkpoints are ImageNet-shaped; timm drops their `fc` for num_classes=0
-        "input_size": (3, 256, 128),
-        "pool_size": (16, 8),
-        "crop_pct": 1.0,
-        "interpolation": "bilinear",
-        "mean": IMAGENET_DEFAULT_MEAN,
-        "std": IMAGENET_DEFAULT_STD,
-        "first_conv": "conv1",
-        "classifier": "fc",
-        **kwargs,
-    }
-
-
-default_cfgs = generate_default_cfgs({name: _cfg() for name in ("resnet50_reid", "resnet18_reid", "resnet_reid_tiny")})
+# Checkpoints are ImageNet-shaped (1000 classes); timm drops their `fc` for num_classes=0.
+default_cfgs = imagenet_cfgs(
+    ("resnet50_reid", "resnet18_reid", "resnet_reid_tiny"),
+    first_conv="conv1",
+    classifier="fc",
+    input_size=(3, 256, 128),
+    pool_size=(16, 8),
+    crop_pct=1.0,
+    interpolation="bilinear",
+)
 
 
 def _create(variant: str, pretrained: bool, **kwargs) -> ResNetReID:

@@ -13,17 +13,12 @@ from .schedule import param_groups, warmup_cosine
 
 
 class MAEPretrainer(L.LightningModule):
-    """MAE with AdamW (β = 0.9, 0.95) and warm-up + cosine, as in He et al.; labels in the batch are ignored."""
+    """MAE with AdamW (β = 0.9, 0.95) and warm-up + cosine, as in He et al.; labels in the batch are ignored.
+    `mae`: MaskedAutoencoder's settings (encoder, encoder_kwargs, decoder_dim, ...; its defaults where absent)."""
 
     def __init__(
         self,
-        encoder: str = "lavit_base_patch16_224",
-        encoder_kwargs: dict[str, Any] | None = None,
-        decoder_dim: int = 512,
-        decoder_depth: int = 8,
-        decoder_heads: int = 16,
-        mask_ratio: float = 0.75,
-        norm_pix_loss: bool = True,
+        mae: dict[str, Any] | None = None,
         lr: float = 1.5e-4,
         weight_decay: float = 0.05,
         warmup_fraction: float = 0.05,
@@ -31,9 +26,7 @@ class MAEPretrainer(L.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.mae = MaskedAutoencoder(
-            encoder, encoder_kwargs, decoder_dim, decoder_depth, decoder_heads, mask_ratio, norm_pix_loss
-        )
+        self.mae = MaskedAutoencoder(**(mae or {}))
 
     def training_step(self, batch, batch_idx):
         loss, _, _ = self.mae(batch[0])
