@@ -246,6 +246,13 @@ def shown(handler):
     return wrapped
 
 
+def _image_input(gr, label: str, elem_id: str, examples, examples_label: str):
+    """An image input (handed over as a file path) with clickable examples below it."""
+    image = gr.Image(type="filepath", label=label, elem_id=elem_id, height=256)
+    gr.Examples([[str(p)] for p in examples], inputs=[image], label=examples_label)
+    return image
+
+
 def build(demo: Demo):
     """The two-tab Gradio app."""
     import gradio as gr
@@ -260,8 +267,7 @@ def build(demo: Demo):
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    photo = gr.Image(type="filepath", label="Photo", elem_id="nvs-photo", height=256)
-                    gr.Examples([[str(p)] for p in EXAMPLES], inputs=[photo], label="Examples")
+                    photo = _image_input(gr, "Photo", "nvs-photo", EXAMPLES, "Examples")
                     elevation = gr.Slider(-90, 90, value=DEFAULT_ELEVATION, step=1, label="Elevation (degrees)")
                     radius = gr.Slider(1.2, 4.0, value=distance, step=0.1, label="Distance (orbit radius)")
                     views = gr.Slider(1, 24, value=8, step=1, label="Number of views")
@@ -290,8 +296,7 @@ def build(demo: Demo):
             )
             with gr.Row():
                 with gr.Column(scale=1):
-                    query = gr.Image(type="filepath", label="Query", elem_id="reid-query", height=256)
-                    gr.Examples([[str(p)] for p in EXAMPLE_QUERIES[:6]], inputs=[query], label="Example queries")
+                    query = _image_input(gr, "Query", "reid-query", EXAMPLE_QUERIES[:6], "Example queries")
                     source = gr.Radio([BUNDLED, UPLOADED], value=BUNDLED, label="Gallery")
                     archive = gr.File(label="Gallery zip", file_types=[".zip"], elem_id="reid-zip")
                     topk = gr.Slider(1, 30, value=10, step=1, label="Top k")

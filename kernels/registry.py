@@ -50,6 +50,8 @@ class Kind:
 
 CHUNK = Option(64, opt.integer("chunk_size", 1))
 ROPE = Option(None, opt.rope)
+# NaLa and MALA: non-causal, RoPE as their one option, run by the shared two-pass linear engine.
+TWO_PASS_LINEAR = dict(causal=False, options={"rope": ROPE}, triton_limits="common.linear:unfit_reason")
 
 KIND_TABLE: dict[str, Kind] = {
     "softmax": Kind(
@@ -68,22 +70,8 @@ KIND_TABLE: dict[str, Kind] = {
         options={"bias": Option(None, opt.real("bias"), fallback=_log_keys)},
         triton="sigmoid.triton:sigmoid_attention",
     ),
-    "nala": Kind(
-        nala_attention,
-        causal=False,
-        scale=False,
-        options={"rope": ROPE},
-        triton="nala.triton:nala_attention",
-        triton_limits="common.linear:unfit_reason",
-    ),
-    "mala": Kind(
-        mala_attention,
-        causal=False,
-        scale=True,
-        options={"rope": ROPE},
-        triton="mala.triton:mala_attention",
-        triton_limits="common.linear:unfit_reason",
-    ),
+    "nala": Kind(nala_attention, scale=False, triton="nala.triton:nala_attention", **TWO_PASS_LINEAR),
+    "mala": Kind(mala_attention, scale=True, triton="mala.triton:mala_attention", **TWO_PASS_LINEAR),
     "norm": Kind(
         norm_attention,
         causal=True,

@@ -18,6 +18,8 @@ from nvs.cameras import orbit_poses
 from nvs.data.nerfstudio import read_transforms
 from nvs.weights import TINY
 
+from ..help_imports import help_and_imports
+
 o3d = pytest.importorskip("open3d")
 FAST = ["--size", "32", "--views", "4", "--mc-resolution", "32"]
 
@@ -244,17 +246,8 @@ def test_ctrl_c_keeps_finished_photos_and_exits_130(photos, tmp_path, capsys, mo
 def test_help_answers_without_torch_and_without_warnings():
     """`python -m nvs.render --help` parses its arguments before importing torch (the slow part of start-up),
     and running the command module does not find it already imported by the package (RuntimeWarning)."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-W", "error", "-m", "nvs.render", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = help_and_imports("nvs.render")
     assert result.returncode == 0 and "usage: python -m nvs.render" in result.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import")}
     assert {"nvs", "nvs.errors", "argparse"} <= imported  # importtime's report is there
     assert not {"torch", "timm", "lightning", "numpy"} & imported
     assert "RuntimeWarning" not in result.stderr and "Traceback" not in result.stderr

@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reid.data import (
-    ReIDSplits,
-    Sample,
-    read_cuhk03_np,
-    read_dataset,
-    read_folder,
-    read_market1501,
-    read_msmt17,
-    split_held_out,
-)
+from reid.data import ReIDSplits, Sample, read_dataset, split_held_out
+from reid.data.formats import read_cuhk03_np, read_folder, read_market1501, read_msmt17
 
 
 def jpeg(path: Path, color=(120, 60, 30)) -> Path:

@@ -14,6 +14,8 @@ from reid import search as reid_search
 from reid.data.synthetic import generate
 from reid.search import main, rank
 
+from ..help_imports import help_and_imports
+
 
 @pytest.fixture(scope="module")
 def gallery(tmp_path_factory):
@@ -184,17 +186,8 @@ def test_ctrl_c_exits_130_and_writes_nothing(gallery, tmp_path, capsys, monkeypa
 def test_help_answers_without_torch_and_without_warnings():
     """`python -m reid.search --help` parses its arguments before importing torch, and the package does not
     import the command module (which made `-m reid.search` print a RuntimeWarning)."""
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-W", "error", "-m", "reid.search", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result, imported = help_and_imports("reid.search")
     assert result.returncode == 0 and "usage: python -m reid.search" in result.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import")}
     assert {"reid", "argparse"} <= imported
     assert not {"torch", "timm", "lightning", "vision"} & imported
     assert "RuntimeWarning" not in result.stderr and "Traceback" not in result.stderr

@@ -269,15 +269,9 @@ def nalaformer_s(pretrained: bool = False, **kwargs) -> HiLaViT:
     NaLaFormer's softmax stages also carry the NaLa gate and LePE; ours are the plain (timm) softmax layer,
     1.8M fewer parameters, which an FFN ratio of 4 (paper: 3.5) gives back: 25.6M against the paper's 26M.
     """
-    args = dict(
-        embed_dims=(64, 128, 320, 512),
-        depths=(3, 5, 9, 3),
-        num_heads=(1, 2, 5, 8),
-        mlp_ratios=4.0,
-        drop_path_rate=0.15,
-        attn_kinds=("nala", "nala", "softmax", "softmax"),
-    )
-    return _create("nalaformer_s", pretrained, **{**args, **kwargs})
+    shape = dict(embed_dims=(64, 128, 320, 512), depths=(3, 5, 9, 3), num_heads=(1, 2, 5, 8), drop_path_rate=0.15)
+    kinds = ("nala", "nala", "softmax", "softmax")
+    return _create("nalaformer_s", pretrained, **{**shape, "mlp_ratios": 4.0, "attn_kinds": kinds, **kwargs})
 
 
 @register_model

@@ -81,18 +81,9 @@ class NormAttention(KernelAttention):
 class LightningAttention(KernelAttention):
     kind = "lightning"
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int = 8,
-        qkv_bias: bool = False,
-        *args,
-        decay_scale: float = 1.0,
-        device=None,
-        dtype=None,
-        **kw,
-    ):
-        super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, *args, decay_scale: float = 1.0, **kw):
+        super().__init__(dim, num_heads, qkv_bias, *args, **kw)
+        device, dtype = kw.get("device"), kw.get("dtype")
         self.gate = nn.Linear(dim, dim, bias=qkv_bias, device=device, dtype=dtype)
         self.out_norm = nn.LayerNorm(dim, device=device, dtype=dtype)
         # ALiBi decay rates, scaled down in deeper layers as in TransNormerLLM

@@ -17,20 +17,9 @@ class SoftAttention(KernelAttention):
     kind = "soft"
     qkv_parts = 2  # q and v: SOFT's K is Q, so a softmax checkpoint's k third is dropped (adapt_state_dict)
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int = 8,
-        qkv_bias: bool = False,
-        *args,
-        landmark_ratio: int = 1,
-        v_conv_size: int = 3,
-        device=None,
-        dtype=None,
-        **kw,
-    ):
-        super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)
-        dd = {"device": device, "dtype": dtype}
+    def __init__(self, dim: int, num_heads: int = 8, *args, landmark_ratio: int = 1, v_conv_size: int = 3, **kw):
+        super().__init__(dim, num_heads, *args, **kw)
+        dd = {"device": kw.get("device"), "dtype": kw.get("dtype")}
         d = self.head_dim
         self.landmark_ratio = landmark_ratio
         self.landmark_conv = nn.Conv2d(d, d, landmark_ratio, stride=landmark_ratio, bias=False, **dd)
