@@ -246,6 +246,16 @@ def shown(handler):
     return wrapped
 
 
+NOVEL_VIEWS_INTRO = (
+    "One photo in, a radiance field out, in one forward pass. The shipped model is tiny and was "
+    "trained on our synthetic objects: it does best on photos like the examples."
+)
+REID_INTRO = (
+    "A query person, ranked against a gallery by CORE-ReID embeddings (flip-averaged, L2-normalised). "
+    "File names `<id>_c<camera>_...` (Market-1501 style) give the camera ids."
+)
+
+
 def _image_input(gr, label: str, elem_id: str, examples, examples_label: str):
     """An image input (handed over as a file path) with clickable examples below it."""
     image = gr.Image(type="filepath", label=label, elem_id=elem_id, height=256)
@@ -261,10 +271,7 @@ def build(demo: Demo):
     with gr.Blocks(title="lavis3d demo", analytics_enabled=False, delete_cache=(1800, 3600)) as app:
         gr.Markdown("# lavis3d\nNovel views from one photo (NViST) and person re-identification (CORE-ReID).")
         with gr.Tab("Novel views", id="novel-views"):
-            gr.Markdown(
-                "One photo in, a radiance field out, in one forward pass. The shipped model is tiny and was "
-                "trained on our synthetic objects: it does best on photos like the examples."
-            )
+            gr.Markdown(NOVEL_VIEWS_INTRO)
             with gr.Row():
                 with gr.Column(scale=1):
                     photo = _image_input(gr, "Photo", "nvs-photo", EXAMPLES, "Examples")
@@ -290,10 +297,7 @@ def build(demo: Demo):
                 preprocess=False,
             )
         with gr.Tab("Re-identification", id="reid"):
-            gr.Markdown(
-                "A query person, ranked against a gallery by CORE-ReID embeddings (flip-averaged, L2-normalised). "
-                "File names `<id>_c<camera>_...` (Market-1501 style) give the camera ids."
-            )
+            gr.Markdown(REID_INTRO)
             with gr.Row():
                 with gr.Column(scale=1):
                     query = _image_input(gr, "Query", "reid-query", EXAMPLE_QUERIES[:6], "Example queries")

@@ -98,6 +98,7 @@ def run_stage0(
     cameras = sorted({c for _, _, c in samples}) if cameras is None else sorted(set(cameras))
     model = dict(model or {})
     epochs = model.get("constant_epochs", 30) + model.get("decay_epochs", 20)
+    loading = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers)
     generators: dict[tuple[int, int], nn.Module] = {}
     for a, b in camera_pairs(cameras):
         paths = {
@@ -106,15 +107,7 @@ def run_stage0(
         }
         if not all(p.exists() for p in paths.values()):
             run_dir = out / "pairs" / f"c{a}_c{b}"
-            data = CameraPairData(
-                camera_a=a,
-                camera_b=b,
-                height=height,
-                width=width,
-                batch_size=batch_size,
-                num_workers=num_workers,
-                samples=samples,
-            )
+            data = CameraPairData(camera_a=a, camera_b=b, samples=samples, **loading)
             module = CameraStyleGAN(camera_a=a, camera_b=b, **model)
             checkpoint = L.pytorch.callbacks.ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True)
             options = {
@@ -131,16 +124,8 @@ def run_stage0(
         generators.update({key: load_generator(path) for key, path in paths.items()})
     device = "cuda" if torch.cuda.is_available() else "cpu"
     chosen = [s for s in samples if s[2] in cameras]
-    new = write_style_augmented(
-        generators,
-        chosen,
-        out / "bounding_box_train_camstyle",
-        height,
-        width,
-        device,
-        render_batch_size,
-        progress=progress,
-    )
+    folder = out / "bounding_box_train_camstyle"
+    new = write_style_augmented(generators, chosen, folder, height, width, device, render_batch_size, progress=progress)
     listing = out / "camstyle_train.txt"
     write_text_atomic(listing, "".join(f"{path} {pid} {camid}\n" for path, pid, camid in new))
     return new

@@ -237,7 +237,9 @@ class HiLaViT(nn.Module):
 default_cfgs = imagenet_cfgs(("nalaformer_t", "nalaformer_s", "mala_t", "soft_tiny"), first_conv="stem.layers.0")
 
 
-def _create(variant: str, pretrained: bool, **kwargs) -> HiLaViT:
+def _create(variant: str, pretrained: bool, defaults: dict, **kwargs) -> HiLaViT:
+    """The variant with `defaults` (its shape), overridden by the caller's `kwargs`."""
+    kwargs = {**defaults, **kwargs}
     if pretrained:
         raise ValueError(
             f"pretrained: {variant} has no downloadable weights (nothing is fetched at run time); create it with "
@@ -254,12 +256,15 @@ NALAFORMER_T = dict(
 )
 
 
+def _linear_then_softmax(kind: str) -> tuple[str, ...]:
+    """NaLaFormer's split: linear attention in the two high-resolution stages, softmax in the last two."""
+    return (kind, kind, "softmax", "softmax")
+
+
 @register_model
 def nalaformer_t(pretrained: bool = False, **kwargs) -> HiLaViT:
     """NaLaFormer-T shape (15M): NaLa in stages 1-2, softmax in 3-4."""
-    return _create(
-        "nalaformer_t", pretrained, **{**NALAFORMER_T, "attn_kinds": ("nala", "nala", "softmax", "softmax"), **kwargs}
-    )
+    return _create("nalaformer_t", pretrained, dict(NALAFORMER_T, attn_kinds=_linear_then_softmax("nala")), **kwargs)
 
 
 @register_model
@@ -270,16 +275,15 @@ def nalaformer_s(pretrained: bool = False, **kwargs) -> HiLaViT:
     1.8M fewer parameters, which an FFN ratio of 4 (paper: 3.5) gives back: 25.6M against the paper's 26M.
     """
     shape = dict(embed_dims=(64, 128, 320, 512), depths=(3, 5, 9, 3), num_heads=(1, 2, 5, 8), drop_path_rate=0.15)
-    kinds = ("nala", "nala", "softmax", "softmax")
-    return _create("nalaformer_s", pretrained, **{**shape, "mlp_ratios": 4.0, "attn_kinds": kinds, **kwargs})
+    return _create(
+        "nalaformer_s", pretrained, dict(shape, mlp_ratios=4.0, attn_kinds=_linear_then_softmax("nala")), **kwargs
+    )
 
 
 @register_model
 def mala_t(pretrained: bool = False, **kwargs) -> HiLaViT:
     """NaLaFormer-T's shape with MALA attention in stages 1-2."""
-    return _create(
-        "mala_t", pretrained, **{**NALAFORMER_T, "attn_kinds": ("mala", "mala", "softmax", "softmax"), **kwargs}
-    )
+    return _create("mala_t", pretrained, dict(NALAFORMER_T, attn_kinds=_linear_then_softmax("mala")), **kwargs)
 
 
 @register_model
@@ -298,4 +302,4 @@ def soft_tiny(pretrained: bool = False, **kwargs) -> HiLaViT:
         layer_scale=None,
         drop_path_rate=0.1,
     )
-    return _create("soft_tiny", pretrained, **{**args, **kwargs})
+    return _create("soft_tiny", pretrained, args, **kwargs)
