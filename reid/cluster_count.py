@@ -69,11 +69,13 @@ def dbscan(dist: Any, eps: float, min_samples: int) -> np.ndarray:
 
 
 def estimate_num_clusters(
-    features: Tensor, *, k1: int = 20, k2: int = 6, min_samples: int = 4, quantile: float = 0.5
+    features: Tensor, *, k1: int = 20, k2: int = 6, min_samples: int = 4, quantile: float = 0.8
 ) -> tuple[int, dict[str, float]]:
-    """K for [N, D] features: the number of DBSCAN clusters on their k-reciprocal Jaccard distances (k1, k2 as
-    in re-ranking; squared Euclidean distances underneath), eps = knn_radius(J, min_samples - 1, quantile).
-    Returns (K, {"eps", "noise"}) with noise the fraction of points DBSCAN left out; K is at least 1."""
+    """K for [N, D] features: the clusters DBSCAN finds on their k-reciprocal Jaccard distances (k1, k2 as in
+    re-ranking, squared Euclidean distances underneath; eps = knn_radius(J, min_samples - 1, quantile)), plus the
+    points it left as noise counted as identities of the median cluster size (noise is mostly small identities
+    whose images never became core points). Returns (K >= 1, {"eps", "noise": the noise fraction, "dbscan": the
+    clusters found})."""
     if not isinstance(features, Tensor) or features.ndim != 2 or len(features) <= min_samples:
         shape = list(features.shape) if isinstance(features, Tensor) else type(features).__name__
         raise ValueError(f"features: expected an [N, D] tensor with N > min_samples = {min_samples}, got {shape}")
@@ -81,8 +83,9 @@ def estimate_num_clusters(
     jaccard = jaccard_distance(pairwise_distance(x, x, "sqeuclidean"), k1=k1, k2=k2)
     eps = knn_radius(jaccard, max(1, min_samples - 1), quantile)
     labels = dbscan(jaccard, eps, min_samples)
-    k = int(labels.max()) + 1
-    return max(k, 1), {"eps": eps, "noise": float((labels < 0).mean())}
+    found, noise = int(labels.max()) + 1, int((labels < 0).sum())
+    k = found + (round(noise / float(np.median(np.bincount(labels[labels >= 0])))) if found else noise)
+    return max(k, 1), {"eps": eps, "noise": noise / len(labels), "dbscan": float(found)}
 
 
 __all__ = ["dbscan", "estimate_num_clusters", "knn_radius"]

@@ -30,7 +30,8 @@ class TargetFinetuner(EvaluatedModule):
     (CORE-ReID uses 500/700/900 for Market-sized targets); None: K is estimated from the data before every
     epoch's K-means (reid.cluster_count.estimate_num_clusters on the global level's clustering features: DBSCAN
     on k-reciprocal Jaccard distances with `jaccard_k1`, `jaccard_k2`, `dbscan_min_samples`, and eps the
-    `dbscan_quantile` of the (min_samples - 1)-th neighbour distances). The trunk settings come from the
+    `dbscan_quantile` of the (min_samples - 1)-th neighbour distances; its noise counted as identities of the
+    median cluster size). The trunk settings come from the
     checkpoint."""
 
     def __init__(
@@ -56,7 +57,7 @@ class TargetFinetuner(EvaluatedModule):
         jaccard_k1: int = 20,
         jaccard_k2: int = 6,
         dbscan_min_samples: int = 4,
-        dbscan_quantile: float = 0.9,
+        dbscan_quantile: float = 0.8,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -140,6 +141,7 @@ class TargetFinetuner(EvaluatedModule):
                         "train/num_clusters": float(k),
                         "train/dbscan_eps": found["eps"],
                         "train/dbscan_noise": found["noise"],
+                        "train/dbscan_clusters": found["dbscan"],
                     }
                 )
             assigned, centroids = kmeans(clustered, k, iters=h.kmeans_iters, seed=self.current_epoch)
