@@ -80,6 +80,8 @@ class TargetFinetuner(EvaluatedModule):
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self._sampler is None:  # also when the network was built in __init__
+            self._sampler = self.trainer.datamodule.use_pseudo_labels()
         if self.student is not None:
             return
         h = self.hparams
@@ -91,8 +93,6 @@ class TargetFinetuner(EvaluatedModule):
             dm = self.trainer.datamodule
             h.input_size = (dm.hparams.height, dm.hparams.width)
         self._build(weights)
-        if stage == "fit":
-            self._sampler = self.trainer.datamodule.use_pseudo_labels()
 
     # -- clustering ------------------------------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class TargetFinetuner(EvaluatedModule):
                     min_samples=h.dbscan_min_samples,
                     quantile=h.dbscan_quantile,
                 )
-                k = min(max(k, 2), n - 1)
+                k = min(max(k, dm.hparams.batch_size // dm.hparams.num_instances), n - 1)  # a P x K batch's P
                 self.log_dict(
                     {
                         "train/num_clusters": float(k),
