@@ -443,7 +443,8 @@ def render_figure(
     if pose.view == "back":
         c.paint(head, person.hair)
     else:
-        c.paint(head, person.skin * (1 - 0.2 * figure.shading * np.clip(np.hypot(x - hx, y - hy) / ry, 0, 1) ** 2)[..., None])
+        face = 1 - 0.2 * figure.shading * np.clip(np.hypot(x - hx, y - hy) / ry, 0, 1) ** 2
+        c.paint(head, person.skin * face[..., None])
         hair = head if not side else np.maximum(head, facing * (x - hx) + 0.01)
         c.paint(np.maximum(hair, y - (hy - 0.01)), person.hair)
     if person.hat:
