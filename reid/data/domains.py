@@ -16,7 +16,7 @@ import numpy as np
 
 from common.cli import OneLineParser, print_error
 
-from .synthetic import FIGURES, StyleFamily, generate_domain
+from .synthetic import FIGURES, StyleFamily, generate_domain, print_summary
 
 TUNED_SEEDS = (0, 1, 2)  # the generator seeds of the pair the configs were tuned on
 
@@ -67,85 +67,29 @@ def _family(**kw) -> StyleFamily:
 DOMAINS = {
     # three cameras, strong colour casts in different directions, contrast, blur and noise (the case)
     "mall": DomainSpec(
-        _family(
-            cast=(0.3, 0.5),
-            contrast=(0.7, 1.3),
-            brightness=(0.75, 1.1),
-            blur=(0.4, 0.9),
-            noise=(0.02, 0.05),
-            quality=(55, 80),
-            background="indoor",
-            palette="muted",
-        ),
-        figure="stocky",
-        identities=96,
-        cameras=3,
-        images=(1, 5),
-        coverage=0.85,
-        strength=1.0,
-        seed=11,
+        _family(cast=(0.3, 0.5), contrast=(0.7, 1.3), brightness=(0.75, 1.1), blur=(0.4, 0.9), noise=(0.02, 0.05),
+                quality=(55, 80), background="indoor", palette="muted"),
+        figure="stocky", identities=96, cameras=3, images=(1, 5), coverage=0.85, strength=1.0, seed=11,
     ),
     # two nearly ideal cameras on a street
     "harbour": DomainSpec(
-        _family(
-            cast=(0.1, 0.2),
-            blur=(0.0, 0.3),
-            noise=(0.005, 0.01),
-            quality=(85, 95),
-            background="street",
-            palette="bright",
-        ),
-        figure="slender",
-        identities=60,
-        cameras=2,
-        images=(2, 6),
-        coverage=1.0,
-        strength=0.5,
-        seed=23,
+        _family(cast=(0.1, 0.2), blur=(0.0, 0.3), noise=(0.005, 0.01), quality=(85, 95), background="street",
+                palette="bright"),
+        figure="slender", identities=60, cameras=2, images=(2, 6), coverage=1.0, strength=0.5, seed=23,
     ),
     # five cameras, moderate casts, some at low resolution
     "campus": DomainSpec(
-        _family(
-            cast=(0.15, 0.3),
-            saturation=(0.7, 1.2),
-            blur=(0.2, 0.5),
-            noise=(0.01, 0.02),
-            quality=(70, 90),
-            resolution=(0.5, 1.0),
-            background="street",
-            palette="muted",
-        ),
-        figure="flat",
-        identities=120,
-        cameras=5,
-        images=(1, 4),
-        coverage=0.7,
-        strength=1.0,
-        seed=37,
+        _family(cast=(0.15, 0.3), saturation=(0.7, 1.2), blur=(0.2, 0.5), noise=(0.01, 0.02), quality=(70, 90),
+                resolution=(0.5, 1.0), background="street", palette="muted"),
+        figure="flat", identities=120, cameras=5, images=(1, 4), coverage=0.7, strength=1.0, seed=37,
     ),
     # six cameras, strong: a shared cast, low light, low resolution and heavy JPEG
     "station": DomainSpec(
-        _family(
-            cast=(0.3, 0.45),
-            brightness=(0.6, 0.9),
-            gamma=(1.05, 1.35),
-            noise=(0.02, 0.05),
-            blur=(0.3, 0.7),
-            quality=(30, 60),
-            resolution=(0.35, 0.7),
-            background="indoor",
-            palette="bright",
-            hue_spread=0.3,
-        ),
-        figure="cartoon",
-        identities=200,
-        cameras=6,
-        images=(1, 3),
-        coverage=0.6,
-        strength=1.2,
-        seed=41,
+        _family(cast=(0.3, 0.45), brightness=(0.6, 0.9), gamma=(1.05, 1.35), noise=(0.02, 0.05), blur=(0.3, 0.7),
+                quality=(30, 60), resolution=(0.35, 0.7), background="indoor", palette="bright", hue_spread=0.3),
+        figure="cartoon", identities=200, cameras=6, images=(1, 3), coverage=0.6, strength=1.2, seed=41,
     ),
-}
+}  # fmt: skip
 
 
 def generate_held_out(out: str | Path, names=tuple(DOMAINS), height: int = 64, width: int = 32) -> dict:
@@ -184,9 +128,7 @@ def main(argv=None) -> int:
         return print_error(f"--{error}")
     except OSError as error:
         return print_error(f"--out: cannot write to {args.out}: {error}")
-    for name, m in meta.items():
-        sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())
-        print(f"{args.out / name}: {sizes}")
+    print_summary(args.out, meta)
     return 0
 
 

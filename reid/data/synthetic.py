@@ -720,11 +720,15 @@ def main(argv=None) -> int:
             raise PermissionError("not writable")
     except OSError as error:
         return print_error(f"--out: cannot write to {args.out}: {error}")
-    meta = generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw)
+    print_summary(args.out, generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw))
+    return 0
+
+
+def print_summary(out: Path, meta: dict) -> None:
+    """One line per domain written: its folder, and images and identities per split."""
     for name, m in meta.items():
         sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())
-        print(f"{args.out / name}: {sizes}")
-    return 0
+        print(f"{out / name}: {sizes}")
 
 
 if __name__ == "__main__":
