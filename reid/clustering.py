@@ -1,6 +1,7 @@
 """Clustering for pseudo-labels. K-means in torch: k-means++ seeding and Lloyd iterations with chunked distances,
 so memory stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA.
-Feature conditioning before it (camera_normalize, reciprocal_expansion) and a diagnostic (cluster_purity)."""
+Feature conditioning before it (camera_normalize, reciprocal_expansion) and diagnostics (cluster_purity by
+identity; camera_purity and camera_chance by camera)."""
 
 from __future__ import annotations
 
@@ -147,4 +148,40 @@ def cluster_purity(labels: Tensor, truth: Tensor) -> float:
     return float(counts.view(-1, int(truth.max()) + 1).amax(dim=1).sum()) / len(labels)
 
 
-__all__ = ["camera_normalize", "cluster_purity", "kmeans", "kmeans_plusplus", "reciprocal_expansion"]
+def camera_purity(labels: Tensor, cams: Tensor) -> float:
+    """Mean over clusters of the share of the cluster's most common camera (items labelled -1, noise, left out).
+    1: every cluster sees one camera only; compare with camera_chance(cams) and with camera_purity(true ids, cams):
+    clusters that follow identities are about as camera-pure as the identities themselves."""
+    labels, cams = labels.long().flatten(), cams.long().flatten()
+    if labels.shape != cams.shape or len(labels) == 0:
+        shapes = f"{list(labels.shape)}, {list(cams.shape)}"
+        raise ValueError(f"labels, cams: expected two non-empty [N] tensors of one length, got {shapes}")
+    kept = labels >= 0
+    if not kept.any():
+        raise ValueError("labels: every item is noise (-1); no cluster to measure")
+    _, cams = torch.unique(cams, return_inverse=True)  # any camera ids -> 0..C-1
+    n_cams = int(cams.max()) + 1
+    counts = torch.bincount(labels[kept] * n_cams + cams[kept], minlength=(int(labels.max()) + 1) * n_cams)
+    counts = counts.view(-1, n_cams)
+    sizes = counts.sum(dim=1)
+    nonempty = sizes > 0
+    return float((counts.amax(dim=1)[nonempty] / sizes[nonempty]).mean())
+
+
+def camera_chance(cams: Tensor) -> float:
+    """Share of the most common camera among all items: the camera purity that large clusters drawn without
+    regard to the camera would tend to (small clusters show more by chance)."""
+    if cams.numel() == 0:
+        raise ValueError("cams: expected a non-empty tensor")
+    return float(torch.unique(cams.flatten(), return_counts=True)[1].max()) / cams.numel()
+
+
+__all__ = [
+    "camera_chance",
+    "camera_normalize",
+    "camera_purity",
+    "cluster_purity",
+    "kmeans",
+    "kmeans_plusplus",
+    "reciprocal_expansion",
+]

@@ -40,26 +40,50 @@ def re_ranking(q_g: Any, q_q: Any, g_g: Any, k1: int = 20, k2: int = 6, lambda_v
     nq, ng = q_g.shape
     q_q = _matrix(q_q, "q_q", (nq, nq))
     g_g = _matrix(g_g, "g_g", (ng, ng))
-    for name, value in (("k1", k1), ("k2", k2)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+    _check_ks(k1, k2)
     if not 0.0 <= float(lambda_value) <= 1.0:
         raise ValueError(f"lambda_value: expected a number in [0, 1], got {lambda_value!r}")
 
-    n = nq + ng
-    scale = _column_max_squared(q_g, q_q, g_g)
-    if not (scale > 0).all():
-        raise ValueError("q_q, q_g, g_g: every image needs a nonzero distance to some other image")
-    neighbours = _nearest(q_g, q_q, g_g, scale, min(max(k1 + 1, k2), n))
-
-    v_rows, v_cols, v_vals = _reciprocal_weights(neighbours, k1, q_g, q_q, g_g, scale)
-    if k2 != 1:
-        v_rows, v_cols, v_vals = _query_expansion(v_rows, v_cols, v_vals, neighbours[:, :k2], n)
-    jaccard = _jaccard(v_rows, v_cols, v_vals, nq, n)
+    scale, v_rows, v_cols, v_vals = _encode(q_g, q_q, g_g, k1, k2, "q_q, q_g, g_g")
+    jaccard = _jaccard(v_rows, v_cols, v_vals, nq, nq + ng)
 
     original = (_square(q_g) / scale[:nq, None]).astype(np.float32)
     lam = float(lambda_value)
     return jaccard * np.float32(1 - lam) + original * np.float32(lam)
+
+
+def jaccard_distance(dist: Any, k1: int = 20, k2: int = 6) -> np.ndarray:
+    """``[N, N]`` float32 k-reciprocal Jaccard distances among one set of images, from their ``[N, N]`` distance
+    matrix: steps 1-5 of the module docstring with every image both query and gallery (0 on the diagonal; 1
+    between images whose expanded neighbourhoods do not overlap). SpCL and MMT cluster this with DBSCAN."""
+    d = _matrix(dist, "dist")
+    n = len(d)
+    if d.shape != (n, n):
+        raise ValueError(f"dist: expected a square [N, N] matrix, got shape {d.shape}")
+    _check_ks(k1, k2)
+    no_gallery = np.zeros((n, 0), d.dtype)
+    _, rows, cols, vals = _encode(no_gallery, d, np.zeros((0, 0), d.dtype), k1, k2, "dist")
+    # V's rows serve as both the query block (0..N-1) and the gallery block (N..2N-1) of the Jaccard step
+    return _jaccard(np.concatenate([rows, rows + n]), np.concatenate([cols, cols]), np.tile(vals, 2), n, 2 * n)
+
+
+def _check_ks(k1: Any, k2: Any) -> None:
+    for name, value in (("k1", k1), ("k2", k2)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name}: expected an integer >= 1, got {value!r}")
+
+
+def _encode(q_g, q_q, g_g, k1: int, k2: int, names: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Steps 1-4 over all N images: the column scale [N] and the sparse V (rows, cols, values)."""
+    n = len(q_q) + len(g_g)
+    scale = _column_max_squared(q_g, q_q, g_g)
+    if not (scale > 0).all():
+        raise ValueError(f"{names}: every image needs a nonzero distance to some other image")
+    neighbours = _nearest(q_g, q_q, g_g, scale, min(max(k1 + 1, k2), n))
+    v_rows, v_cols, v_vals = _reciprocal_weights(neighbours, k1, q_g, q_q, g_g, scale)
+    if k2 != 1:
+        v_rows, v_cols, v_vals = _query_expansion(v_rows, v_cols, v_vals, neighbours[:, :k2], n)
+    return scale, v_rows, v_cols, v_vals
 
 
 # ---------------------------------------------------------------- the scaled distance matrix, streamed
@@ -72,8 +96,8 @@ def _square(block: np.ndarray) -> np.ndarray:
 def _column_max_squared(q_g: np.ndarray, q_q: np.ndarray, g_g: np.ndarray) -> np.ndarray:
     """Max over each column of D**2 (float32), with D = [[q_q, q_g], [q_g^T, g_g]]."""
 
-    def abs_max(x: np.ndarray, axis: int) -> np.ndarray:  # max |x| without an |x| temporary
-        return np.maximum(x.max(axis), -x.min(axis))
+    def abs_max(x: np.ndarray, axis: int) -> np.ndarray:  # max |x| without an |x| temporary (0 over no entries)
+        return np.maximum(x.max(axis, initial=0), -x.min(axis, initial=0))
 
     query = np.maximum(abs_max(q_q, 0), abs_max(q_g, 1))
     gallery = np.maximum(abs_max(q_g, 0), abs_max(g_g, 0))

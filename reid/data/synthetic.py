@@ -61,6 +61,7 @@ class StyleFamily:
     palette: str  # "bright" or "muted"
     hue_spread: float = 1.0  # cameras' cast directions cover this fraction of the hue circle (small: a domain cast)
     shared_backdrops: bool = False  # every shot picks any camera's backdrop (one hall), not its own camera's
+    resolution: tuple[float, float] = (1.0, 1.0)  # the camera's sharpness as a fraction of the crop's pixels
 
 
 FAMILIES = {
@@ -101,6 +102,7 @@ NEUTRAL = {
     "blur": 0.0,
     "noise": 0.0,
     "quality": 95.0,
+    "resolution": 1.0,  # last: drawn after the others, so families without it draw the values they always drew
 }
 
 
@@ -116,6 +118,7 @@ class CameraStyle:
     blur: float
     noise: float
     quality: int
+    resolution: float = 1.0
 
     @classmethod
     def sample(cls, family: StyleFamily, rng: np.random.Generator, hue: float, strength: float = 1.0) -> CameraStyle:
@@ -135,6 +138,7 @@ class CameraStyle:
             blur=round(v["blur"], 4),
             noise=round(v["noise"], 4),
             quality=int(round(v["quality"])),
+            resolution=round(v["resolution"], 4),
         )
 
     def apply(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -144,9 +148,22 @@ class CameraStyle:
         img = grey + self.saturation * (img - grey)
         img = (img - 0.5) * self.contrast + 0.5
         img = np.clip(img * self.brightness * rng.uniform(0.9, 1.1), 0, 1) ** self.gamma
+        img = resample(img, self.resolution)
         img = gaussian_blur(img, self.blur * image.shape[0] / 64)
         img = img + rng.normal(0, self.noise, img.shape)
         return np.clip(img, 0, 1)
+
+
+def resample(image: np.ndarray, resolution: float) -> np.ndarray:
+    """A low-resolution camera: [H, W, 3] in 0..1 averaged down to `resolution` x its size (at least 4 x 2 pixels)
+    and scaled back up bilinearly; resolution >= 0.99 leaves it unchanged."""
+    if resolution >= 0.99:
+        return image
+    h, w = image.shape[:2]
+    small = (max(2, round(w * resolution)), max(4, round(h * resolution)))
+    pil = Image.fromarray((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+    pil = pil.resize(small, Image.Resampling.BOX).resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(pil, dtype=np.float64) / 255
 
 
 def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
@@ -231,6 +248,25 @@ class Person:
         return out
 
 
+@dataclass(frozen=True)
+class FigureStyle:
+    """How a domain draws its people: body width (shoulders, hips, limbs) and head size as factors of the default
+    figure's, and shading (0: flat colours, 1: the default round shading and side light)."""
+
+    width: float = 1.0
+    head: float = 1.0
+    shading: float = 1.0
+
+
+FIGURES = {
+    "default": FigureStyle(),
+    "stocky": FigureStyle(width=1.3, head=1.15),
+    "slender": FigureStyle(width=0.75, head=0.9),
+    "flat": FigureStyle(shading=0.0),
+    "cartoon": FigureStyle(width=1.15, head=1.4, shading=0.0),
+}
+
+
 @dataclass
 class Pose:
     """One shot: which way the person faces, stride and arm angles (radians), and the crop's scale and offset."""
@@ -259,8 +295,8 @@ class Pose:
 class _Canvas:
     """Paints shapes given by signed distances (in figure units) over an image, antialiased over one pixel."""
 
-    def __init__(self, image: np.ndarray, x: np.ndarray, y: np.ndarray, pixel: float):
-        self.image, self.x, self.y, self.pixel = image, x, y, pixel
+    def __init__(self, image: np.ndarray, x: np.ndarray, y: np.ndarray, pixel: float, shading: float = 1.0):
+        self.image, self.x, self.y, self.pixel, self.shading = image, x, y, pixel, shading
 
     def paint(self, d: np.ndarray, colour: np.ndarray) -> None:
         a = np.clip(0.5 - d / self.pixel, 0, 1)[..., None]
@@ -272,7 +308,7 @@ class _Canvas:
         ux, uy = bx - ax, by - ay
         t = np.clip(((self.x - ax) * ux + (self.y - ay) * uy) / (ux * ux + uy * uy), 0, 1)
         dist = np.hypot(self.x - ax - t * ux, self.y - ay - t * uy)
-        shade = 1 - 0.3 * np.clip(dist / r, 0, 1) ** 2
+        shade = 1 - 0.3 * self.shading * np.clip(dist / r, 0, 1) ** 2
         return dist - r, t, shade[..., None]
 
     def ellipse(self, cx, cy, rx, ry) -> np.ndarray:
@@ -295,27 +331,30 @@ def render_figure(
     height: int = 64,
     width: int = 32,
     background: np.ndarray | None = None,
+    figure: FigureStyle | None = None,
 ) -> np.ndarray:
     """Render one person as a float [height, width, 3] image in 0..1 (before any camera style).
 
     The figure lives in units of its own height: y down from the top of the head (0) to the soles (1), x right
-    of the body axis. Parts are painted back to front: far arm and leg, torso, near limbs, head, bag.
+    of the body axis. Parts are painted back to front: far arm and leg, torso, near limbs, head, bag. `figure`
+    changes how the figures are drawn (proportions, shading); the default draws them as they always were.
     """
     pose = pose or Pose()
+    figure = figure or FigureStyle()
     image = np.full((height, width, 3), 0.5) if background is None else np.array(background, dtype=np.float64)
     size = person.height * pose.scale * height  # figure height in pixels
     v, u = np.meshgrid(np.arange(height) + 0.5, np.arange(width) + 0.5, indexing="ij")
     top = (height - size) / 2 + pose.dy * height
     x = (u - width / 2 * (1 + 2 * pose.dx)) / size
     y = (v - top) / size
-    c = _Canvas(image, x, y, 1 / size)
+    c = _Canvas(image, x, y, 1 / size, figure.shading)
 
     side = pose.view in ("left", "right")
     facing = -1 if pose.view == "left" else 1
-    b = person.build
+    b = person.build * figure.width
     shoulder, hip = 0.115 * b * (0.6 if side else 1), 0.09 * b * (0.7 if side else 1)
     torso_top, torso_bottom = 0.16, 0.52
-    light = 1 + 0.15 * pose.light * np.clip(x / shoulder, -1, 1)[..., None]
+    light = 1 + 0.15 * figure.shading * pose.light * np.clip(x / shoulder, -1, 1)[..., None]
 
     def arm(sign: float, swing: float) -> None:
         if side:
@@ -376,7 +415,7 @@ def render_figure(
         "jacket": lambda: (np.abs(tu) < 0.3) & (pose.view == "front"),
         "logo": lambda: (np.abs(tu) < 0.45) & (np.abs(tv - 0.32) < 0.14) & (pose.view == "front"),
     }[person.pattern]()
-    shade = (1 - 0.3 * np.clip(np.abs(x) / width_at, 0, 1) ** 2)[..., None]
+    shade = (1 - 0.3 * figure.shading * np.clip(np.abs(x) / width_at, 0, 1) ** 2)[..., None]
     c.paint(d, np.where(pattern[..., None], person.upper2, person.upper) * shade * light)
     if person.lower_kind == "skirt":
         flare = hip * 1.05 + 0.08 * np.clip((y - 0.48) / 0.22, 0, 1)
@@ -395,7 +434,7 @@ def render_figure(
         arm(1, 0.0)
 
     # head and neck: skin in front, hair behind; a cap over the top when the person wears a hat
-    hx, hy, rx, ry = 0.012 * facing * side, 0.075, 0.05 * (0.9 + 0.1 * b), 0.068
+    hx, hy, rx, ry = 0.012 * facing * side, 0.075, 0.05 * (0.9 + 0.1 * b) * figure.head, 0.068 * figure.head
     d, _, _ = c.capsule((0.0, 0.12), (0.0, 0.17), 0.022)
     c.paint(d, person.skin * 0.9)
     if person.long_hair:
@@ -404,7 +443,8 @@ def render_figure(
     if pose.view == "back":
         c.paint(head, person.hair)
     else:
-        c.paint(head, person.skin * (1 - 0.2 * np.clip(np.hypot(x - hx, y - hy) / ry, 0, 1) ** 2)[..., None])
+        face = 1 - 0.2 * figure.shading * np.clip(np.hypot(x - hx, y - hy) / ry, 0, 1) ** 2
+        c.paint(head, person.skin * face[..., None])
         hair = head if not side else np.maximum(head, facing * (x - hx) + 0.01)
         c.paint(np.maximum(hair, y - (hy - 0.01)), person.hair)
     if person.hat:
@@ -482,8 +522,17 @@ def generate_domain(
     stream: int,
     strength: float = 1.0,
     progress=None,
+    counts: np.ndarray | None = None,
+    figure: FigureStyle | None = None,
 ) -> dict:
-    """Render one domain into `folder` (Market-1501 layout) and return its metadata, also written to meta.json."""
+    """Render one domain into `folder` (Market-1501 layout) and return its metadata, also written to meta.json.
+
+    `counts` [identities, cameras]: images of each identity in each camera (default: `images_per_camera`
+    everywhere); every identity needs images in at least two cameras. `figure`: how people are drawn."""
+    per_camera = np.full((identities, cameras), images_per_camera) if counts is None else np.asarray(counts)
+    if per_camera.shape != (identities, cameras) or per_camera.min() < 0 or ((per_camera > 0).sum(1) < 2).any():
+        raise ValueError(f"counts: expected [{identities}, {cameras}] counts >= 0, two cameras or more per identity")
+    images_per_camera = int(per_camera.max())
     meta_path = folder / "meta.json"
     meta_path.unlink(missing_ok=True)  # the domain is incomplete until meta.json is back
     for split in SPLITS:
@@ -500,9 +549,13 @@ def generate_domain(
     people = [Person.sample(rng(4, pid), family.palette) for pid in range(1, identities + 1)]
     n_train = identities // 2
     n_query_cams = math.ceil(cameras / 2)  # at most cameras - 1: one camera always stays wholly in the gallery
-    query_cams = {
-        pid: set(rng(5, pid).permutation(cameras)[:n_query_cams].tolist()) for pid in range(1, identities + 1)
-    }
+    query_cams = {}
+    for pid in range(1, identities + 1):
+        seen = np.flatnonzero(per_camera[pid - 1])
+        if len(seen) == cameras:
+            query_cams[pid] = set(rng(5, pid).permutation(cameras)[:n_query_cams].tolist())
+        else:  # an identity missing from some cameras: queries from half of those that saw it, never all
+            query_cams[pid] = set(rng(5, pid).permutation(seen)[: math.ceil(len(seen) / 2)].tolist())
     # frames rise through each camera's recording; random gaps keep them under a million
     gaps = [
         rng(6, c).integers(1, max(2, 999_999 // (identities * images_per_camera)), identities * images_per_camera)
@@ -514,7 +567,7 @@ def generate_domain(
     counts = {split: {"images": 0, "ids": set()} for split in SPLITS}
     for pid in range(1, identities + 1):
         for c in range(cameras):
-            for k in range(images_per_camera):
+            for k in range(per_camera[pid - 1, c]):
                 r = rng(7, pid, c, k)
                 offset = r.integers(0, width + 1)
                 scene = scenes[r.integers(cameras) if family.shared_backdrops else c]
@@ -524,6 +577,7 @@ def generate_domain(
                     height=height,
                     width=width,
                     background=scene[:, offset : offset + width] * r.uniform(0.92, 1.08),
+                    figure=figure,
                 )
                 image = styles[c].apply(image, r)
                 if pid <= n_train:
@@ -559,6 +613,8 @@ def generate_domain(
         "background": family.background,
         "palette": family.palette,
         "camera_styles": [asdict(s) for s in styles],
+        "figure": asdict(figure or FigureStyle()),
+        "images_per_identity_and_camera": per_camera.tolist(),
         "people": {pid: p.describe() for pid, p in enumerate(people, 1)},
     }
     write_bytes_atomic(meta_path, json.dumps(meta, indent=1).encode())
@@ -664,11 +720,15 @@ def main(argv=None) -> int:
             raise PermissionError("not writable")
     except OSError as error:
         return print_error(f"--out: cannot write to {args.out}: {error}")
-    meta = generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw)
+    print_summary(args.out, generate(args.out, progress=not args.quiet and sys.stderr.isatty(), **kw))
+    return 0
+
+
+def print_summary(out: Path, meta: dict) -> None:
+    """One line per domain written: its folder, and images and identities per split."""
     for name, m in meta.items():
         sizes = ", ".join(f"{s} {v['images']} images / {v['ids']} ids" for s, v in m["splits"].items())
-        print(f"{args.out / name}: {sizes}")
-    return 0
+        print(f"{out / name}: {sizes}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..clustering import camera_normalize, cluster_purity, kmeans, reciprocal_expansion
+from ..cluster_count import estimate_num_clusters
+from ..clustering import camera_chance, camera_normalize, camera_purity, cluster_purity, kmeans, reciprocal_expansion
 from ..losses import stage2_loss
 from ..models.core_reid import CoreReIDNet, ensemble_fusion
 from .checkpoints import read_network
@@ -26,7 +27,12 @@ from .optim import adam_with_warmup
 class TargetFinetuner(EvaluatedModule):
     """Stage 2. `source_checkpoint`: a stage-1 Lightning checkpoint (.ckpt) or a model saved with
     `reid.save_model` (.safetensors); its classifier is dropped. `num_clusters`: K for all three levels
-    (CORE-ReID uses 500/700/900 for Market-sized targets). The trunk settings come from the checkpoint."""
+    (CORE-ReID uses 500/700/900 for Market-sized targets); None: K is estimated from the data before every
+    epoch's K-means (reid.cluster_count.estimate_num_clusters on the global level's clustering features: DBSCAN
+    on k-reciprocal Jaccard distances with `jaccard_k1`, `jaccard_k2`, `dbscan_min_samples`, and eps the
+    `dbscan_quantile` of the (min_samples - 1)-th neighbour distances; its noise counted as identities of the
+    median cluster size). The trunk settings come from the
+    checkpoint."""
 
     def __init__(
         self,
@@ -34,7 +40,7 @@ class TargetFinetuner(EvaluatedModule):
         trunk: str = "resnet50_reid",
         trunk_kwargs: dict[str, Any] | None = None,
         input_size: tuple[int, int] | None = None,
-        num_clusters: int = 500,
+        num_clusters: int | None = 500,
         lr: float = 3.5e-4,
         weight_decay: float = 5e-4,
         warmup_epochs: int = 0,
@@ -48,6 +54,10 @@ class TargetFinetuner(EvaluatedModule):
         camera_normalize: bool = False,
         neighbor_expansion: int = 0,
         flip_cluster_features: bool = False,
+        jaccard_k1: int = 20,
+        jaccard_k2: int = 6,
+        dbscan_min_samples: int = 4,
+        dbscan_quantile: float = 0.8,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -60,7 +70,8 @@ class TargetFinetuner(EvaluatedModule):
 
     def _build(self, weights: dict[str, Tensor] | None) -> None:
         h = self.hparams
-        self.student = CoreReIDNet(h.trunk, h.num_clusters, h.trunk_kwargs, tuple(h.input_size))
+        # with K estimated per epoch the classifier appears at the first clustering (reset_classifier)
+        self.student = CoreReIDNet(h.trunk, h.num_clusters or 0, h.trunk_kwargs, tuple(h.input_size))
         if weights is not None:
             weights = {k: v for k, v in weights.items() if not k.startswith("classifier.")}
             missing, unexpected = self.student.load_state_dict(weights, strict=False)
@@ -69,6 +80,8 @@ class TargetFinetuner(EvaluatedModule):
         self.teacher = copy.deepcopy(self.student).requires_grad_(False)
 
     def setup(self, stage: str) -> None:
+        if stage == "fit" and self._sampler is None:  # also when the network was built in __init__
+            self._sampler = self.trainer.datamodule.use_pseudo_labels()
         if self.student is not None:
             return
         h = self.hparams
@@ -80,8 +93,6 @@ class TargetFinetuner(EvaluatedModule):
             dm = self.trainer.datamodule
             h.input_size = (dm.hparams.height, dm.hparams.width)
         self._build(weights)
-        if stage == "fit":
-            self._sampler = self.trainer.datamodule.use_pseudo_labels()
 
     # -- clustering ------------------------------------------------------------------------------------------
 
@@ -104,25 +115,45 @@ class TargetFinetuner(EvaluatedModule):
             for store, f in zip(levels, fused, strict=True):
                 store.append(f)
         self.student.train(was_training)
-        k = self.hparams.num_clusters
+        h = self.hparams
+        k = h.num_clusters
         n = sum(len(f) for f in levels[0])
-        if k >= n:
+        if k is not None and k >= n:
             raise ValueError(f"num_clusters: {k} clusters for only {n} target training images")
         cams = torch.tensor([s.camid for s in dm.target_train], device=self.device)
         labels = []
         for level, parts in enumerate(levels):
             features = torch.cat(parts)
-            clustered = camera_normalize(features, cams) if self.hparams.camera_normalize else features
-            if self.hparams.neighbor_expansion:
-                clustered = reciprocal_expansion(clustered, self.hparams.neighbor_expansion)
-            assigned, centroids = kmeans(clustered, k, iters=self.hparams.kmeans_iters, seed=self.current_epoch)
+            clustered = camera_normalize(features, cams) if h.camera_normalize else features
+            if h.neighbor_expansion:
+                clustered = reciprocal_expansion(clustered, h.neighbor_expansion)
+            if k is None:  # estimated once per epoch, on the global level, and used at all three
+                k, found = estimate_num_clusters(
+                    clustered,
+                    k1=h.jaccard_k1,
+                    k2=h.jaccard_k2,
+                    min_samples=h.dbscan_min_samples,
+                    quantile=h.dbscan_quantile,
+                )
+                k = min(max(k, dm.hparams.batch_size // dm.hparams.num_instances), n - 1)  # a P x K batch's P
+                self.log_dict(
+                    {
+                        "train/num_clusters": float(k),
+                        "train/dbscan_eps": found["eps"],
+                        "train/dbscan_noise": found["noise"],
+                        "train/dbscan_clusters": found["dbscan"],
+                    }
+                )
+            assigned, centroids = kmeans(clustered, k, iters=h.kmeans_iters, seed=self.current_epoch)
             labels.append(assigned)
             if level == 0:
                 if clustered is not features:  # the classifier acts on the features themselves: their cluster means
                     sums = torch.zeros_like(centroids).index_add_(0, assigned, features)
                     centroids = sums / torch.bincount(assigned, minlength=k).clamp(min=1).unsqueeze(1)
+                old = self.student.classifier
                 self.student.reset_classifier(centroids)
                 self.teacher.reset_classifier(centroids)
+                self._optimise_new_classifier(old)
         self.pseudo_labels = torch.stack(labels).to(self.device)
         self._sampler.labels = labels[0].cpu().numpy()
         sizes = torch.bincount(labels[0], minlength=k)
@@ -131,7 +162,30 @@ class TargetFinetuner(EvaluatedModule):
         # and how much they follow the cameras instead.
         truth = torch.tensor([s.pid for s in dm.target_train])
         self.log("train/purity", cluster_purity(labels[0].cpu(), truth))
-        self.log("train/camera_purity", cluster_purity(labels[0].cpu(), cams.cpu()))
+        self.log("train/camera_purity", camera_purity(labels[0].cpu(), cams.cpu()))
+        self.log("train/camera_purity_identities", camera_purity(truth, cams.cpu()))
+        self.log("train/camera_chance", camera_chance(cams.cpu()))
+
+    def _optimise_new_classifier(self, old: torch.nn.Module | None) -> None:
+        """When the number of clusters changed, reset_classifier made a new layer: the optimiser drops the old
+        weight (and its Adam state) and trains the new one in the first parameter group."""
+        new = self.student.classifier
+        if new is old or self._trainer is None:
+            return
+        old_params = set(old.parameters()) if old is not None else set()
+        for optimizer in self.trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if p not in old_params]
+            for p in old_params:
+                optimizer.state.pop(p, None)
+            optimizer.param_groups[0]["params"].extend(new.parameters())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A checkpoint of an estimated-K run holds the classifier of its last K: resize before loading."""
+        weight = checkpoint["state_dict"].get("student.classifier.weight")
+        if weight is not None and self.student is not None:
+            self.student.reset_classifier(torch.zeros_like(weight))
+            self.teacher.reset_classifier(torch.zeros_like(weight))
 
     def on_train_epoch_start(self) -> None:
         self.cluster()

@@ -1,10 +1,12 @@
-"""The helpers stage 2 clusters with: per-camera standardisation, k-reciprocal neighbour expansion, purity."""
+"""The helpers stage 2 clusters with: per-camera standardisation, k-reciprocal neighbour expansion, purity by
+identity and by camera."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from reid.clustering import camera_normalize, cluster_purity, reciprocal_expansion
+from reid.clustering import camera_chance, camera_normalize, camera_purity, cluster_purity, reciprocal_expansion
 from reid.data import train_transform
 
 
@@ -36,6 +38,23 @@ def test_cluster_purity():
     assert cluster_purity(torch.tensor([5, 5, 1, 1, 0, 0]), truth) == 1.0
     assert cluster_purity(torch.zeros(6, dtype=torch.long), truth) == 2 / 6
     assert cluster_purity(torch.tensor([0, 1, 0, 1, 0, 1]), truth) == 2 / 6
+
+
+def test_camera_purity_by_hand():
+    # cluster 7: cameras 1, 1, 2 -> 2/3; cluster 3: cameras 2, 2 -> 1; cluster 0: cameras 1, 2, 3, 3 -> 1/2
+    labels = torch.tensor([7, 7, 7, 3, 3, 0, 0, 0, 0, -1])
+    cams = torch.tensor([1, 1, 2, 2, 2, 1, 2, 3, 3, 1])
+    assert camera_purity(labels, cams) == pytest.approx((2 / 3 + 1 + 1 / 2) / 3)  # the noise item is left out
+    assert camera_chance(cams) == pytest.approx(4 / 10)  # camera 2: 4 of the 10 items
+    # clusters that are the identities, each seen once by each of 3 cameras: as camera-pure as chance allows
+    ids = torch.arange(4).repeat_interleave(3)
+    by_camera = torch.tensor([0, 1, 2]).repeat(4)
+    assert camera_purity(ids, by_camera) == pytest.approx(1 / 3) == camera_chance(by_camera)
+    assert camera_purity(by_camera, by_camera) == 1.0  # clusters that are the cameras
+    with pytest.raises(ValueError, match="labels, cams"):
+        camera_purity(labels, cams[:3])
+    with pytest.raises(ValueError, match="noise"):
+        camera_purity(torch.full((3,), -1), cams[:3])
 
 
 def test_style_augment_changes_colours_not_shapes():

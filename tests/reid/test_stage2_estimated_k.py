@@ -1,0 +1,62 @@
+"""Stage 2 with `num_clusters: null`: K is estimated before every epoch, the classifier takes that size, the
+optimiser trains the new layer (not the one it replaced), and identity and camera purity are logged beside the
+camera chance level and the true identities' own camera purity."""
+
+import lightning as L
+import pytest
+import torch
+
+from reid.data import ReIDData
+from reid.data.synthetic import generate
+from reid.engine import TargetFinetuner
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stage2")
+    generate(root, identities=24, cameras=2, images_per_camera=3, seed=4)
+    data = ReIDData(
+        "market1501", str(root / "source"), "market1501", str(root / "target"), height=64, width=32,
+        batch_size=16, num_instances=4, num_workers=0, held_out_fraction=0.0, pad=2,
+    )  # fmt: skip
+    model = TargetFinetuner(trunk="resnet_reid_tiny", input_size=(64, 32), num_clusters=None, kmeans_iters=10)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, limit_train_batches=2,
+    )  # fmt: skip
+    seen = []
+    model.on_train_epoch_end = lambda: seen.append(dict(trainer.callback_metrics))
+    trainer.fit(model, data)
+    return model, trainer, seen
+
+
+def test_k_is_estimated_each_epoch_and_the_classifier_follows(fitted):
+    model, trainer, seen = fitted
+    assert len(seen) == 2
+    k = int(seen[-1]["train/num_clusters"])
+    assert 2 <= k < 36  # 12 training identities x 2 cameras x 3 images = 36 images
+    assert model.student.classifier.out_features == model.teacher.classifier.out_features == k
+    params = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+    assert id(model.student.classifier.weight) in params
+    assert sum(p.numel() for g in trainer.optimizers[0].param_groups for p in g["params"]) == sum(
+        p.numel() for p in model.student.parameters()
+    )  # every student parameter once, no stale classifier
+
+
+def test_purities_are_logged(fitted):
+    _, _, seen = fitted
+    for metrics in seen:
+        assert 0 < float(metrics["train/purity"]) <= 1
+        assert 0.5 <= float(metrics["train/camera_purity"]) <= 1  # two cameras: a cluster's top camera >= half
+        assert float(metrics["train/camera_chance"]) == pytest.approx(0.5)  # equal images per camera
+        assert float(metrics["train/camera_purity_identities"]) == pytest.approx(0.5)  # 3 + 3 images per identity
+        assert 0 <= float(metrics["train/dbscan_noise"]) < 1
+
+
+def test_on_load_checkpoint_resizes_the_classifier(fitted):
+    model, _, _ = fitted
+    fresh = TargetFinetuner(trunk="resnet_reid_tiny", input_size=(64, 32), num_clusters=None)
+    state = {f"{k}": v for k, v in model.state_dict().items()}
+    fresh.on_load_checkpoint({"state_dict": state})
+    fresh.load_state_dict(state)
+    assert torch.equal(fresh.teacher.classifier.weight, model.teacher.classifier.weight)
