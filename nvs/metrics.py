@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torchmetrics.functional import mean_absolute_percentage_error, peak_signal_noise_ratio
+from torchmetrics.functional import mean_absolute_percentage_error
 from torchmetrics.functional.classification import binary_jaccard_index
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 MASK_THRESHOLD = 0.5
 
