@@ -12,9 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
-from torch import Tensor
 
 from common.files import write_atomic
 from common.images import open_image
@@ -29,19 +27,19 @@ def _check_size(array: np.ndarray, path: Path, size: tuple[int, int] | None, wha
         raise ValueError(f"{what}: {path} is {array.shape[1]}x{array.shape[0]} but its image is {size[1]}x{size[0]}")
 
 
-def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> Tensor:
-    """[H, W] float in 0..1 (1 = object). size: the (height, width) its image has; another size is an error."""
+def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
+    """[H, W] float32 in 0..1 (1 = object). size: the (height, width) its image has; another size is an error."""
     path = Path(path)
     image = open_image(path)
     if image.mode not in ("1", "L", "I;16", "I"):
         raise ValueError(f"mask: {path} must be a single-channel image, got mode {image.mode}")
     array = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
     _check_size(array, path, size, "mask")
-    return torch.from_numpy(array)
+    return array
 
 
-def read_depth(path: str | Path, scale: float = DEFAULT_DEPTH_SCALE, size: tuple[int, int] | None = None) -> Tensor:
-    """[H, W] float z-depth in world units (stored value × scale; 0 = none) from a 16-bit PNG or a .npy file."""
+def read_depth(path: str | Path, scale: float = DEFAULT_DEPTH_SCALE, size: tuple[int, int] | None = None) -> np.ndarray:
+    """[H, W] float32 z-depth in world units (stored value × scale; 0 = none) from a 16-bit PNG or a .npy file."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
         if not path.is_file():
@@ -59,7 +57,7 @@ def read_depth(path: str | Path, scale: float = DEFAULT_DEPTH_SCALE, size: tuple
     _check_size(array, path, size, "depth")
     if not np.isfinite(array).all() or (array < 0).any():
         raise ValueError(f"depth: {path} holds negative or non-finite values")
-    return torch.from_numpy(array * np.float32(scale))
+    return array * np.float32(scale)
 
 
 def write_mask(path: str | Path, mask: np.ndarray) -> Path:

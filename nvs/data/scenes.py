@@ -67,12 +67,13 @@ def _resize_view(
 
 def _view_mask(view: View, image_size: tuple[int, int], height: int, width: int) -> Tensor:
     """A view's object mask (0..1; bilinear, so edges become coverage fractions), resized and cropped like its image."""
-    return _resize_crop(read_mask(view.mask, image_size)[None], height, width)[0][0].clamp(0, 1)
+    mask = torch.from_numpy(read_mask(view.mask, image_size))
+    return _resize_crop(mask[None], height, width)[0][0].clamp(0, 1)
 
 
 def _view_depth(view: View, image_size: tuple[int, int], height: int, width: int, scale: float) -> Tensor:
     """A view's z-depth in field units (nearest, so no depth mixes with the background's 0), resized and cropped."""
-    depth = read_depth(view.depth, view.depth_scale, image_size) * scale
+    depth = torch.from_numpy(read_depth(view.depth, view.depth_scale, image_size)) * scale
     return _resize_crop(depth[None], height, width, "nearest")[0][0]
 
 

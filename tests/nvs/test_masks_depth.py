@@ -43,13 +43,13 @@ def fixture_geometry(h=16, w=24):
 def test_mask_and_depth_files_round_trip(tmp_path):
     mask = np.random.default_rng(0).random((5, 7)) > 0.5
     write_mask(tmp_path / "m.png", mask)
-    assert torch.equal(read_mask(tmp_path / "m.png"), torch.from_numpy(mask.astype(np.float32)))
+    assert np.array_equal(read_mask(tmp_path / "m.png"), mask.astype(np.float32))
     depth = np.random.default_rng(1).uniform(0.5, 6.0, (5, 7)) * mask
     write_depth(tmp_path / "d.png", depth, 1e-4)
     assert Image.open(tmp_path / "d.png").mode.startswith("I")  # 16-bit, not 8
-    assert np.abs(read_depth(tmp_path / "d.png", 1e-4).numpy() - depth).max() <= 0.5e-4 + 1e-6
+    assert np.abs(read_depth(tmp_path / "d.png", 1e-4) - depth).max() <= 0.5e-4 + 1e-6
     np.save(tmp_path / "d.npy", (depth * 1000).astype(np.float32))
-    assert np.allclose(read_depth(tmp_path / "d.npy", 1e-3).numpy(), depth, atol=1e-5)
+    assert np.allclose(read_depth(tmp_path / "d.npy", 1e-3), depth, atol=1e-5)
 
 
 @pytest.mark.parametrize("ext", [".png", ".npy"])
