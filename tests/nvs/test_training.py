@@ -13,6 +13,7 @@ from nvs.cameras import rays_for_pixels
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs/nvs/tiny_synthetic_cpu.yaml")
+GPU = str(ROOT / "configs/nvs/synthetic_gpu.yaml")
 
 
 @pytest.mark.slow
@@ -100,6 +101,33 @@ def test_tiny_config_learns_novel_views(tmp_path):
     assert late < 0.6 * early
     assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 2.0
     assert last["val/psnr"] >= last["val/psnr_mean_baseline"] + 2.0
+
+
+@pytest.mark.slow
+def test_gpu_recipe_parses_and_runs_one_step_on_the_cpu(tmp_path):
+    """configs/nvs/synthetic_gpu.yaml as it is (model size, bf16 autocast, varied scenes at 64²), with only the
+    device, the step count and the data shrunk: one training step and one validation with the object metrics."""
+    overrides = {
+        "--trainer.accelerator": "cpu",
+        "--trainer.max_steps": "1",
+        "--trainer.max_time": "null",
+        "--trainer.val_check_interval": "1",
+        "--trainer.limit_val_batches": "1",
+        "--trainer.default_root_dir": str(tmp_path),
+        "--data.root": str(tmp_path / "scenes"),
+        "--data.generate": "{scenes: 4, views: 2, size: 64, seed: 0, style: varied, workers: 2}",
+        "--data.holdout_every": "2",
+        "--data.batch_size": "2",
+        "--data.num_workers": "0",
+        "--data.targets": "2",
+        "--model.rays_per_scene": "64",
+    }
+    command = [sys.executable, "-m", "nvs", "fit", "--config", GPU, *(x for kv in overrides.items() for x in kv)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(next(tmp_path.glob("lightning_logs/version_0/metrics.csv"))) as f:
+        val = [r for r in csv.DictReader(f) if r.get("val/psnr")]
+    assert val and all(r.get(key) for key in ("val/psnr_object", "val/iou", "val/depth_absrel") for r in val)
 
 
 def test_rays_for_pixels_hand_worked():

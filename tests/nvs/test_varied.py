@@ -112,3 +112,35 @@ def test_output_does_not_depend_on_the_number_of_workers(tmp_path):
 def test_generator_refuses_bad_style_and_workers(tmp_path, capsys, args, pattern):
     assert synthetic.main(["--out", str(tmp_path), *args]) == 2
     assert pattern in capsys.readouterr().err and not list(tmp_path.iterdir())
+
+
+def test_datamodule_generates_a_style_and_records_settings_without_the_worker_count(tmp_path):
+    from nvs.data.datamodule import NViSTData
+
+    spec = {"scenes": 3, "views": 2, "size": 8, "seed": 4, "style": "varied", "workers": 2}
+    data = NViSTData(
+        root=str(tmp_path / "v"),
+        generate=spec,
+        holdout_every=3,
+        input_height=8,
+        input_width=8,
+        target_height=8,
+        target_width=8,
+    )
+    data.prepare_data()
+    assert json.loads((tmp_path / "v/.complete").read_text()) == {
+        "scenes": 3,
+        "views": 2,
+        "size": 8,
+        "seed": 4,
+        "style": "varied",
+    }
+    NViSTData(root=str(tmp_path / "v"), generate={**spec, "workers": 1}).prepare_data()  # same scenes: reused
+    data.setup()
+    item = data.val_set[0]  # held-out scenes carry the masks and depth the object metrics need
+    assert item["masks"].shape == item["depths"].shape == (1, 8, 8) and item["input_mask"].shape == (8, 8)
+    classic = {"scenes": 1, "views": 2, "size": 8}
+    NViSTData(root=str(tmp_path / "c"), generate=classic).prepare_data()
+    NViSTData(root=str(tmp_path / "c"), generate={**classic, "style": "classic"}).prepare_data()  # the default
+    with pytest.raises(ValueError, match="not the requested"):
+        NViSTData(root=str(tmp_path / "c"), generate={**classic, "style": "varied"}).prepare_data()
