@@ -245,10 +245,15 @@ def write_scenes(
         yield from map(job, range(scenes))
         return
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    # spawn, not fork: the parent may hold torch's thread pools, which a forked child must not inherit
-    with multiprocessing.get_context("spawn").Pool(min(workers, scenes)) as pool:
-        yield from pool.imap_unordered(job, range(scenes))
+    # spawn, not fork: the parent may hold torch's thread pools, which a forked child must not inherit. An
+    # executor, not a Pool: a worker that dies (say, a script without the `if __name__ == "__main__"` guard that
+    # spawn needs) fails the call instead of being restarted forever
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, scenes), mp_context=context) as executor:
+        for future in as_completed([executor.submit(job, i) for i in range(scenes)]):
+            yield future.result()
 
 
 def main(argv=None) -> int:
