@@ -61,6 +61,20 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
     assert all(0 <= float(r["val/iou"]) <= 1 and all(r.get(k) for k in object_metrics) for r in val)
     assert all(torch.isfinite(torch.tensor(float(r["train/loss"]))) for r in rows if r.get("train/loss"))
     assert list((run / "renders").glob("val_step*.png")) and list((run / "checkpoints").glob("*.ckpt"))
+    # `nvs test` on the checkpoint reports the same metrics, object ones included
+    checkpoint = next((run / "checkpoints").glob("*.ckpt"))
+    common = ["--trainer.default_root_dir", str(tmp_path / "test"), "--data.root", str(data), "--data.holdout_every"]
+    common += ["3", "--data.generate", "{scenes: 6, views: 3, size: 32, seed: 1}"]
+    test = subprocess.run(
+        [sys.executable, "-m", "nvs", "test", "--config", TINY, *common, "--ckpt_path", str(checkpoint)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert test.returncode == 0, test.stderr[-3000:]
+    for name in ("test/psnr", "test/psnr_object", "test/iou", "test/iou_all_object_baseline", "test/depth_absrel"):
+        assert name in test.stdout, name
 
 
 @pytest.mark.slow
