@@ -63,10 +63,15 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
     assert list((run / "renders").glob("val_step*.png")) and list((run / "checkpoints").glob("*.ckpt"))
     # `nvs test` on the checkpoint reports the same metrics, object ones included
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
-    common = ["--trainer.default_root_dir", str(tmp_path / "test"), "--data.root", str(data), "--data.holdout_every"]
-    common += ["3", "--data.generate", "{scenes: 6, views: 3, size: 32, seed: 1}"]
+    same_data = {
+        "--data.root": str(data),
+        "--data.generate": "{scenes: 6, views: 3, size: 32, seed: 1}",
+        "--data.holdout_every": "3",
+        "--trainer.default_root_dir": str(tmp_path / "test"),
+        "--ckpt_path": str(checkpoint),
+    }
     test = subprocess.run(
-        [sys.executable, "-m", "nvs", "test", "--config", TINY, *common, "--ckpt_path", str(checkpoint)],
+        [sys.executable, "-m", "nvs", "test", "--config", TINY, *(x for kv in same_data.items() for x in kv)],
         cwd=ROOT,
         capture_output=True,
         text=True,
