@@ -3,7 +3,7 @@ CSG difference or intersection) lit by a distant light that casts shadows, in on
 from cameras at random distances and elevations through a random focal length. Shape, not one look, is what
 varies, so that a model trained on these has to learn geometry.
 
-Every scene provides what the tracer in synthetic.py needs: sdf(p), shade(p, normal) and background(dirs);
+Every scene provides what the tracer in raymarch.py needs: sdf(p), shade(p, normal) and background(dirs);
 `camera(rng)` draws a view and `fov_deg` is the scene's field of view. The parts are scaled to fit inside the ball
 of radius 0.7 at the origin (so inside [-0.7, 0.7]³, the field's box with a margin).
 """
