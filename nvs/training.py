@@ -16,7 +16,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from common.files import write_atomic
 from common.schedules import warmup_cosine
 
-from .cameras import rays_for_pixels
+from .cameras import invert_pose, rays_for_pixels
+from .metrics import depth_abs_rel, object_psnr, silhouette_iou
 from .model.nvist import NViST, NViSTConfig, RadianceField
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class NViSTModule(L.LightningModule):
     """MSE + λ_lpips·LPIPS(VGG) + λ_dist·distortion (NViST: 0.1 and 0.001); AdamW (`betas`, PyTorch's default
     (0.9, 0.999) unless set) with the encoder at its own learning rate, linear warm-up then cosine to `min_lr`;
     PSNR and SSIM on held-out scenes' novel views, beside two trivial baselines (the input image itself, and its
-    mean colour)."""
+    mean colour); where the scenes have masks and depth, the object metrics too (`_log_object_metrics`)."""
 
     def __init__(
         self,
@@ -114,23 +115,28 @@ class NViSTModule(L.LightningModule):
 
     def render_views(
         self, image: Tensor, condition: Tensor, poses: Tensor, intrinsics: Tensor, height: int, width: int
-    ) -> Tensor:
-        """One scene: [V] poses (input-camera frame) -> [V, 3, H, W] renders (RadianceField.render, in chunks)."""
+    ) -> dict[str, Tensor]:
+        """One scene: [V] poses (input-camera frame) -> `rgb` [V, 3, H, W], `opacity` and `depth` (z) [V, H, W]
+        (RadianceField.render, in chunks)."""
         codes = self.net.encode(image[None], condition[None])
         distance, focal = float(condition[0]), float(condition[1]) * self.net.config.image_height
         field = RadianceField(self.net, codes, distance, focal, chunk=self.hparams.render_chunk)
         renders = []
         for pose, (fx, fy, cx, cy) in zip(poses, intrinsics.tolist(), strict=True):
-            rgb = field.render(pose[None], fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)["rgb"]
-            renders.append(rgb[0].permute(2, 0, 1))
-        return torch.stack(renders)
+            renders.append(field.render(pose[None], fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height))
+        return {
+            "rgb": torch.cat([r["rgb"] for r in renders]).permute(0, 3, 1, 2),
+            "opacity": torch.cat([r["opacity"] for r in renders]),
+            "depth": torch.cat([r["depth"] for r in renders]),
+        }
 
     def _evaluate(self, batch: dict, batch_idx: int, prefix: str) -> None:
         targets = batch["targets"][0]  # [V, 3, H, W] novel views of one held-out scene
         V, _, H, W = targets.shape
-        renders = self.render_views(
+        rendered = self.render_views(
             batch["image"][0], batch["condition"][0], batch["poses"][0], batch["intrinsics"][0], H, W
         )
+        renders = rendered["rgb"]
         as_input = F.interpolate(
             batch["image"], size=(H, W), mode="bilinear", antialias=True, align_corners=False
         ).expand(V, -1, -1, -1)
@@ -148,8 +154,36 @@ class NViSTModule(L.LightningModule):
         )
         self.log(f"{prefix}/psnr_input_baseline", psnr(as_input), batch_size=V, sync_dist=True)
         self.log(f"{prefix}/psnr_mean_baseline", psnr(mean_colour), batch_size=V, sync_dist=True)
+        if "masks" in batch:
+            self._log_object_metrics(batch, rendered, as_input, mean_colour, prefix)
         if batch_idx == 0 and self.trainer.is_global_zero:
             self._save_renders(batch["image"][0], renders, targets, prefix)
+
+    def _log_object_metrics(
+        self, batch: dict, rendered: dict[str, Tensor], as_input: Tensor, mean_colour: Tensor, prefix: str
+    ) -> None:
+        """Per held-out scene, pooled over its novel views (nvs/metrics.py): PSNR on the object's pixels (beside
+        the same two baselines), silhouette IoU of opacity > 0.5 (beside the input view's own mask reused for every
+        view, and an all-object prediction; an all-background one scores 0), and the depth's abs-rel error on the
+        object (beside a flat depth at the object centre's distance from each camera)."""
+        targets, masks, depths = batch["targets"][0], batch["masks"][0], batch["depths"][0]
+        V, _, H, W = targets.shape
+        # the object centre (0, 0, d) of the input camera's frame, seen from each target camera: its z-depth
+        centre = torch.tensor([0.0, 0.0, float(batch["condition"][0, 0]), 1.0], device=targets.device)
+        centre_depth = (invert_pose(batch["poses"][0]) @ centre)[:, 2]
+        values = {
+            "psnr_object": object_psnr(rendered["rgb"], targets, masks),
+            "psnr_object_input_baseline": object_psnr(as_input, targets, masks),
+            "psnr_object_mean_baseline": object_psnr(mean_colour, targets, masks),
+            "iou": silhouette_iou(rendered["opacity"], masks),
+            "iou_input_baseline": silhouette_iou(batch["input_mask"][0].expand(V, H, W), masks),
+            "iou_all_object_baseline": silhouette_iou(torch.ones_like(masks), masks),
+            "depth_absrel": depth_abs_rel(rendered["depth"], depths, masks),
+            "depth_absrel_baseline": depth_abs_rel(centre_depth[:, None, None].expand(V, H, W), depths, masks),
+        }
+        for name, value in values.items():
+            if torch.isfinite(value):  # no object pixel in any view: nothing to measure for this scene
+                self.log(f"{prefix}/{name}", value, batch_size=1, sync_dist=True)
 
     def _save_renders(self, image: Tensor, renders: Tensor, targets: Tensor, prefix: str) -> None:
         """Input | renders over targets, as a PNG in the log folder (and to image-capable loggers)."""

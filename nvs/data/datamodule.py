@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -23,8 +22,10 @@ class NViSTData(L.LightningDataModule):
     """root: the dataset folder. format: "nerfstudio" (transforms.json folders), "mvimgnet" (COLMAP per scene)
     or "co3d" (CO3Dv2 annotations). Every `holdout_every`-th scene is held out (NViST: every 100th).
 
-    generate: if set, e.g. {scenes: 200, views: 8, size: 32, seed: 0}, synthetic scenes are rendered into
-    `root` once (prepare_data); a folder rendered with other settings is an error, never silently reused.
+    generate: if set, e.g. {scenes: 200, views: 8, size: 32, seed: 0, style: varied, workers: 16}, synthetic
+    scenes are rendered into `root` once (prepare_data; style "classic" unless given, `workers` processes, default
+    1); a folder rendered with other settings is an error, never silently reused. Held-out scenes that have masks
+    and depth maps (the synthetic ones do) also get the object metrics.
     """
 
     def __init__(
@@ -55,6 +56,9 @@ class NViSTData(L.LightningDataModule):
         if spec is None:
             return
         spec = {"seed": 0, **spec}
+        workers = spec.pop("workers", 1)  # how many processes render does not change what they render
+        if spec.get("style") == "classic":
+            del spec["style"]  # the default, and what folders written before there were styles hold
         marker = root / ".complete"  # written last, holding the settings the scenes were rendered with
         if marker.exists():
             written = marker.read_text().strip() or "unrecorded settings"
@@ -66,14 +70,16 @@ class NViSTData(L.LightningDataModule):
             return
         from tqdm import tqdm
 
-        from .synthetic import load_photos, write_scene
+        from .synthetic import write_scenes
 
-        root.mkdir(parents=True, exist_ok=True)
-        photos = load_photos()
+        done = write_scenes(
+            root, spec["scenes"], spec["views"], spec["size"], spec["seed"], spec.get("style", "classic"), workers
+        )
         shown = sys.stderr.isatty()  # a bar on a terminal only, like Lightning's own
-        for i in tqdm(range(spec["scenes"]), desc="rendering scenes", unit="scene", file=sys.stderr, disable=not shown):
-            rng = np.random.default_rng([spec["seed"], i])
-            write_scene(root / f"scene_{i:05d}", rng, spec["views"], spec["size"], photos)
+        for _ in tqdm(
+            done, total=spec["scenes"], desc="rendering scenes", unit="scene", file=sys.stderr, disable=not shown
+        ):
+            pass
         marker.write_text(json.dumps(spec, sort_keys=True))
 
     def _scenes(self) -> list[Scene]:
@@ -99,7 +105,7 @@ class NViSTData(L.LightningDataModule):
             raise ValueError(f"root: {len(scenes)} scenes cannot be split with holdout_every={h.holdout_every}")
         sizes = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
         self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **sizes)
-        self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, **sizes)
+        self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, geometry=True, **sizes)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

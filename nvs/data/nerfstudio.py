@@ -1,7 +1,9 @@
 """nerfstudio `transforms.json` folders (https://docs.nerf.studio/quickstart/data_conventions.html).
 
 Camera-to-world matrices are OpenGL (x right, y up, camera looking down −z); intrinsics fl_x, fl_y, cx, cy,
-w, h sit at the top level or per frame. Lens distortion is not modelled. The object is assumed near the
+w, h sit at the top level or per frame. Lens distortion is not modelled. Optional per frame: `mask_path` (object
+mask) and `depth_file_path` (z-depth, 16-bit PNG or .npy, times the top-level `depth_unit_scale_factor`); see
+masks_depth.py. Neither is required. The object is assumed near the
 world origin (nerfstudio's processing centres object captures there); `scale` maps world units to the
 field's.
 """
@@ -15,6 +17,7 @@ import torch
 from common.files import read_json
 
 from .. import cameras
+from .masks_depth import DEFAULT_DEPTH_SCALE
 from .scenes import Scene, View
 
 _INTRINSICS = ("fl_x", "fl_y", "cx", "cy", "w", "h")
@@ -27,6 +30,9 @@ def read_transforms(folder: Path, scale: float = 1.0) -> Scene:
     frames = meta.get("frames")
     if not isinstance(frames, list) or len(frames) < 2:
         raise ValueError(f"{path}: 'frames' must list at least two views")
+    depth_scale = meta.get("depth_unit_scale_factor", DEFAULT_DEPTH_SCALE)
+    if not isinstance(depth_scale, (int, float)) or not depth_scale > 0:
+        raise ValueError(f"{path}: 'depth_unit_scale_factor' must be a positive number, got {depth_scale!r}")
     views = []
     for i, frame in enumerate(frames):
         values = {}
@@ -41,6 +47,12 @@ def read_transforms(folder: Path, scale: float = 1.0) -> Scene:
         image = folder / frame.get("file_path", "")
         if not image.is_file():
             raise FileNotFoundError(f"{path}: frame {i} image {image} does not exist")
+        extras = {}
+        for key, field in (("mask_path", "mask"), ("depth_file_path", "depth")):
+            if frame.get(key) is not None:
+                extras[field] = folder / frame[key]
+                if not extras[field].is_file():
+                    raise FileNotFoundError(f"{path}: frame {i} {key} {extras[field]} does not exist")
         views.append(
             View(
                 image,
@@ -51,6 +63,8 @@ def read_transforms(folder: Path, scale: float = 1.0) -> Scene:
                 values["cy"],
                 int(values["w"]),
                 int(values["h"]),
+                depth_scale=float(depth_scale),
+                **extras,
             )
         )
     return Scene(folder.name, tuple(views), torch.zeros(3), scale)

@@ -1,20 +1,30 @@
-"""Synthetic multi-view scenes, rendered on the CPU: a textured object (sphere, box, cylinder, torus, capsule
-or a pair of spheres) in front of an environment, seen from cameras around it; written as nerfstudio folders.
+"""Synthetic multi-view scenes, rendered on the CPU and written as nerfstudio folders with object masks and depth.
 
-    python -m nvs.data.synthetic --out DIR --scenes N --views V --size S [--seed K]
+    python -m nvs.data.synthetic --out DIR --scenes N --views V --size S [--seed K] [--style classic|varied]
+                                 [--workers W]
 
-Each scene folder holds transforms.json (nerfstudio: OpenGL camera-to-world, intrinsics) and images/.
-The object sits at the world origin inside [-0.7, 0.7]³; the world's y axis points up. Shading is Lambertian
-and the background depends only on the viewing direction, so every view is consistent with one radiance field.
+Styles: "classic" (the default, and what the shipped model was trained on): one textured object (sphere, box,
+cylinder, torus, capsule or a pair of spheres) in front of a sky/ground environment, Lambertian shading without
+shadows, cameras 1.9-2.5 units away at elevations -5..35°. "varied" (varied.py): one to three parts, concave, thin
+and CSG-carved shapes, shadows, four kinds of environment, random camera distance, elevation and focal length.
+
+Each scene folder holds transforms.json (nerfstudio: OpenGL camera-to-world, intrinsics, and per frame
+`mask_path` and `depth_file_path`, with `depth_unit_scale_factor`), images/, masks/ and depth/ (masks_depth.py).
+The object sits at the world origin inside [-0.7, 0.7]³; the world's y axis points up. The background depends
+only on the viewing direction, so every view is consistent with one radiance field. Scene i is drawn from the
+seed (seed, i) alone, so the output does not depend on how many worker processes render it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +32,13 @@ from PIL import Image
 
 from common.cli import OneLineParser, print_error
 
+from .masks_depth import write_depth, write_mask
+from .raymarch import look_at_origin, render, supersampled, trace  # noqa: F401  (render, trace: public here too)
+from .varied import VariedScene
+
 SHAPES = ("sphere", "box", "cylinder", "torus", "capsule", "spheres")
+STYLES = ("classic", "varied")
+DEPTH_SCALE = 1e-4  # depth PNGs store z-depth in units of 1e-4 (0.1 mm if a world unit is a metre)
 TEXTURE_DIR = Path(__file__).with_name("textures")
 
 
@@ -109,6 +125,10 @@ class Scene:
             t = np.zeros(q.shape[:-1])
         return c0 * (1 - t[..., None]) + c1 * t[..., None]
 
+    def shade(self, p: np.ndarray, normal: np.ndarray) -> np.ndarray:
+        """Surface colour [N, 3] at points p [N, 3]: Lambertian under one distant light plus ambient, no shadows."""
+        return self.albedo(p) * (0.35 + 0.65 * np.clip(normal @ self.light, 0, 1))[:, None]
+
     def background(self, dirs: np.ndarray) -> np.ndarray:
         """Sky gradient above the horizon, a ground colour below, blended softly; depends on direction only."""
         up = dirs[..., 1:2]
@@ -117,78 +137,56 @@ class Scene:
         return sky * blend + self.ground * (1 - blend)
 
 
-def render(scene: Scene, c2w_gl: np.ndarray, focal: float, size: int) -> np.ndarray:
-    """Sphere tracing of the scene's SDF from an OpenGL camera; returns [size, size, 3] in 0..1."""
-    v, u = np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5, indexing="ij")
-    cam = np.stack([(u - size / 2) / focal, -(v - size / 2) / focal, -np.ones_like(u)], -1)
-    dirs = cam @ c2w_gl[:3, :3].T
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    origin = c2w_gl[:3, 3]
-    flat_dirs = dirs.reshape(-1, 3)
-    t = np.zeros(len(flat_dirs))
-    hit = np.zeros(len(flat_dirs), bool)
-    active = np.arange(len(flat_dirs))  # rays still marching: not on the surface, not past t = 10
-    for _ in range(96):
-        d = scene.sdf(origin + t[active, None] * flat_dirs[active])
-        landed = d < 1e-3
-        hit[active[landed]] = True
-        t[active[~landed]] += d[~landed]
-        active = active[~landed & (t[active] < 10)]
-        if not len(active):
-            break
-    hit = (hit & (t < 10)).reshape(dirs.shape[:-1])
-    t = t.reshape(dirs.shape[:-1])
-    image = scene.background(dirs)
-    if hit.any():
-        p = origin + t[hit][:, None] * dirs[hit]
-        eps = 1e-3
-        normal = np.stack([scene.sdf(p + e) - scene.sdf(p - e) for e in np.eye(3) * eps], -1)
-        normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
-        shade = 0.35 + 0.65 * np.clip(normal @ scene.light, 0, 1)
-        image[hit] = scene.albedo(p) * shade[:, None]
-    return np.clip(image, 0, 1)
-
-
-def _supersampled(scene: Scene, c2w: np.ndarray, focal: float, size: int, factor: int = 2) -> np.ndarray:
-    big = render(scene, c2w, focal * factor, size * factor)
-    return big.reshape(size, factor, size, factor, 3).mean(axis=(1, 3))
-
-
 def camera(rng: np.random.Generator) -> np.ndarray:
     """OpenGL camera-to-world on a sphere around the origin, looking at it, world y up."""
     distance = rng.uniform(1.9, 2.5)
     azimuth, elevation = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(-5, 35))
-    eye = distance * np.array(
-        [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
-    )
-    back = eye / np.linalg.norm(eye)  # OpenGL cameras look down -z
-    right = np.cross([0.0, 1.0, 0.0], back)
-    right /= np.linalg.norm(right)
-    up = np.cross(back, right)
-    c2w = np.eye(4)
-    c2w[:3, 0], c2w[:3, 1], c2w[:3, 2], c2w[:3, 3] = right, up, back, eye
-    return c2w
+    return look_at_origin(distance, azimuth, elevation)
 
 
 def load_photos() -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in sorted(TEXTURE_DIR.glob("*.png"))]
 
 
-def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int, photos: list[np.ndarray]) -> None:
-    """Render one scene into `folder` atomically (a temporary sibling renamed at the end)."""
-    scene = Scene(rng, photos)
-    fov = math.radians(rng.uniform(35, 45))
-    focal = 0.5 * size / math.tan(fov / 2)
+def write_scene(
+    folder: Path,
+    rng: np.random.Generator,
+    views: int,
+    size: int,
+    photos: list[np.ndarray],
+    style: str = "classic",
+) -> None:
+    """Render one scene into `folder` atomically (a temporary sibling renamed at the end): images, object masks
+    and depth maps, all from the same rays, and transforms.json."""
+    if style == "classic":  # the draws keep their order, so classic scenes stay what they were
+        scene, draw_camera = Scene(rng, photos), camera
+        fov_deg = rng.uniform(35, 45)
+    elif style == "varied":
+        scene = VariedScene(rng)
+        fov_deg, draw_camera = scene.fov_deg, scene.camera
+    else:
+        raise ValueError(f"style: expected one of {STYLES}, got {style!r}")
+    focal = 0.5 * size / math.tan(math.radians(fov_deg) / 2)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
-        (tmp / "images").mkdir()
+        for sub in ("images", "masks", "depth"):
+            (tmp / sub).mkdir()
         frames = []
         for i in range(views):
-            c2w = camera(rng)
-            image = _supersampled(scene, c2w, focal, size)
-            name = f"images/frame_{i:05d}.png"
-            Image.fromarray((image * 255 + 0.5).astype(np.uint8)).save(tmp / name)
-            frames.append({"file_path": name, "transform_matrix": c2w.tolist()})
+            c2w = draw_camera(rng)
+            out = supersampled(scene, c2w, focal, size)
+            name = f"frame_{i:05d}.png"
+            Image.fromarray((out["rgb"] * 255 + 0.5).astype(np.uint8)).save(tmp / "images" / name)
+            write_mask(tmp / "masks" / name, out["mask"])
+            write_depth(tmp / "depth" / name, out["depth"], DEPTH_SCALE)
+            frames.append(
+                {
+                    "file_path": f"images/{name}",
+                    "mask_path": f"masks/{name}",
+                    "depth_file_path": f"depth/{name}",
+                    "transform_matrix": c2w.tolist(),
+                }
+            )
         meta = {
             "camera_model": "PINHOLE",
             "fl_x": focal,
@@ -197,9 +195,13 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int, p
             "cy": size / 2,
             "w": size,
             "h": size,
+            "depth_unit_scale_factor": DEPTH_SCALE,
             "frames": frames,
             "object": scene.shape,
+            "style": style,
         }
+        if style == "varied":
+            meta["environment"] = scene.environment.kind
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
         if folder.exists():
             shutil.rmtree(folder)
@@ -209,6 +211,51 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int, p
         raise
 
 
+_PHOTOS: list[np.ndarray] | None = None  # each worker process loads the photo textures once
+
+
+def _write_one(index: int, root: Path, seed: int, views: int, size: int, style: str) -> int:
+    global _PHOTOS
+    if _PHOTOS is None:
+        _PHOTOS = load_photos()
+    write_scene(root / f"scene_{index:05d}", np.random.default_rng([seed, index]), views, size, _PHOTOS, style)
+    return index
+
+
+def write_scenes(
+    root: str | Path,
+    scenes: int,
+    views: int,
+    size: int,
+    seed: int = 0,
+    style: str = "classic",
+    workers: int = 1,
+) -> Iterator[int]:
+    """Render scenes 0..scenes-1 into root/scene_NNNNN, `workers` processes at a time (1: in this process);
+    yields each finished scene's index (in completion order) so callers can show progress. Scene i depends on
+    (seed, i) only, so any number of workers writes the same files."""
+    if style not in STYLES:
+        raise ValueError(f"style: expected one of {STYLES}, got {style!r}")
+    if workers < 1:
+        raise ValueError(f"workers: expected at least 1, got {workers}")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    job = partial(_write_one, root=root, seed=seed, views=views, size=size, style=style)
+    if workers == 1 or scenes == 1:
+        yield from map(job, range(scenes))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: the parent may hold torch's thread pools, which a forked child must not inherit. An
+    # executor, not a Pool: a worker that dies (say, a script without the `if __name__ == "__main__"` guard that
+    # spawn needs) fails the call instead of being restarted forever
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, scenes), mp_context=context) as executor:
+        for future in as_completed([executor.submit(job, i) for i in range(scenes)]):
+            yield future.result()
+
+
 def main(argv=None) -> int:
     p = OneLineParser(name_errors=False, prog="python -m nvs.data.synthetic", description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, required=True)
@@ -216,21 +263,27 @@ def main(argv=None) -> int:
     p.add_argument("--views", type=int, default=8)
     p.add_argument("--size", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--style", default="classic", help=f"one of {', '.join(STYLES)} (default classic)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes (default: one per CPU)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (it shows only on a terminal)")
     args = p.parse_args(argv)
     if args.scenes < 1 or args.views < 2 or args.size < 8:
         return print_error("--scenes >= 1, --views >= 2 and --size >= 8 are required")
+    if args.style not in STYLES:
+        return print_error(f"--style: expected one of {', '.join(STYLES)}, got {args.style!r}")
+    if args.workers < 1:
+        return print_error(f"--workers: expected at least 1, got {args.workers}")
     try:
         args.out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return print_error(f"--out: cannot create {args.out}: {error}")
-    photos = load_photos()
     from tqdm import tqdm
 
     quiet = args.quiet or not sys.stderr.isatty()
-    for i in tqdm(range(args.scenes), desc="rendering scenes", unit="scene", file=sys.stderr, disable=quiet):
-        write_scene(args.out / f"scene_{i:05d}", np.random.default_rng([args.seed, i]), args.views, args.size, photos)
-    print(f"wrote {args.scenes} scenes x {args.views} views of {args.size}px to {args.out}")
+    done = write_scenes(args.out, args.scenes, args.views, args.size, args.seed, args.style, args.workers)
+    for _ in tqdm(done, total=args.scenes, desc="rendering scenes", unit="scene", file=sys.stderr, disable=quiet):
+        pass
+    print(f"wrote {args.scenes} {args.style} scenes x {args.views} views of {args.size}px to {args.out}")
     return 0
 
 

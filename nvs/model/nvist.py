@@ -204,9 +204,10 @@ class RadianceField:
         self.model, self.codes, self.distance, self.focal, self.chunk = model, codes, distance, focal, chunk
 
     def render_rays(self, origins: Tensor, dirs: Tensor) -> dict[str, Tensor]:
-        """Rays [P, 3] in the field's frame -> rgb [P, 3] and distance along the ray [P]."""
+        """Rays [P, 3] in the field's frame -> rgb [P, 3], distance along the ray and opacity (accumulated alpha)
+        [P]."""
         out = self.model.render(self.codes, origins[None], dirs[None])
-        return {"rgb": out["rgb"][0], "distance": out["distance"][0]}
+        return {"rgb": out["rgb"][0], "distance": out["distance"][0], "opacity": out["opacity"][0]}
 
     @torch.no_grad()
     def render(

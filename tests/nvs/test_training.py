@@ -13,6 +13,7 @@ from nvs.cameras import rays_for_pixels
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = str(ROOT / "configs/nvs/tiny_synthetic_cpu.yaml")
+GPU = str(ROOT / "configs/nvs/synthetic_gpu.yaml")
 
 
 @pytest.mark.slow
@@ -56,15 +57,42 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     val = [r for r in rows if r.get("val/psnr")]
     assert val and all(float(r["val/psnr_input_baseline"]) > 0 and float(r["val/psnr_mean_baseline"]) > 0 for r in val)
+    object_metrics = ("val/psnr_object", "val/iou", "val/iou_input_baseline", "val/depth_absrel")
+    assert all(0 <= float(r["val/iou"]) <= 1 and all(r.get(k) for k in object_metrics) for r in val)
     assert all(torch.isfinite(torch.tensor(float(r["train/loss"]))) for r in rows if r.get("train/loss"))
     assert list((run / "renders").glob("val_step*.png")) and list((run / "checkpoints").glob("*.ckpt"))
+    # `nvs test` on the checkpoint reports the same metrics, object ones included
+    checkpoint = next((run / "checkpoints").glob("*.ckpt"))
+    same_data = {
+        "--data.root": str(data),
+        "--data.generate": "{scenes: 6, views: 3, size: 32, seed: 1}",
+        "--data.holdout_every": "3",
+        "--trainer.default_root_dir": str(tmp_path / "test"),
+        "--ckpt_path": str(checkpoint),
+    }
+    test = subprocess.run(
+        [sys.executable, "-m", "nvs", "test", "--config", TINY, *(x for kv in same_data.items() for x in kv)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert test.returncode == 0, test.stderr[-3000:]
+    for name in ("test/psnr", "test/psnr_object", "test/iou", "test/iou_all_object_baseline", "test/depth_absrel"):
+        assert name in test.stdout, name
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_tiny_config_learns_novel_views(tmp_path):
     """The tiny CPU config (about 9 minutes on one thread here, scene generation and validation included) must beat
-    both trivial baselines on held-out scenes' novel views by the issue's 2 dB. Measured on its 40 held-out scenes:
+    both trivial baselines on held-out scenes' novel views by the issue's 2 dB, and see the object: object PSNR
+    above both baselines on the object's pixels, a silhouette (opacity > 0.5) closer to the true one than
+    predicting every pixel as object (by 0.3 IoU) and than reusing the input view's mask, and a depth error on the
+    object no worse than a flat card at the object's distance (+0.02). Seed 0 at step 4000: object PSNR 17.32 dB
+    against 14.43 (input) and 13.14 (mean colour); IoU 0.723 against 0.192 (all object) and 0.634 (input mask);
+    depth abs-rel 0.132 against 0.137 (flat card): the model does not yet learn depth much better than a card
+    (full-image PSNR 22.10 dB in that run). Measured on its 40 held-out scenes before the object metrics existed:
     22.07 / 22.11 / 21.88 / 22.05 dB (seeds 0-3) against 18.29 (input image) and 17.27 (mean colour), i.e. +3.59 to
     +3.82 and +4.61 to +4.84 dB. It also asserts that the training loss falls (the last tenth of the logged losses
     averaged 0.30-0.35x the first tenth in those runs). The two validations (steps 2000 and 4000) are not compared:
@@ -94,12 +122,44 @@ def test_tiny_config_learns_novel_views(tmp_path):
     tenth = max(1, len(losses) // 10)
     early, late = sum(losses[:tenth]) / tenth, sum(losses[-tenth:]) / tenth
     rows = [r for r in metrics if r.get("val/psnr")]
-    last = {k: float(rows[-1][k]) for k in ("val/psnr", "val/psnr_input_baseline", "val/psnr_mean_baseline")}
+    last = {k[4:]: float(v) for k, v in rows[-1].items() if k.startswith("val/") and v}
     by_validation = [round(float(r["val/psnr"]), 2) for r in rows]
     print(f"train loss {early:.4f} -> {late:.4f}; held-out PSNR by validation: {by_validation}; {last}")
     assert late < 0.6 * early
-    assert last["val/psnr"] >= last["val/psnr_input_baseline"] + 2.0
-    assert last["val/psnr"] >= last["val/psnr_mean_baseline"] + 2.0
+    assert last["psnr"] >= last["psnr_input_baseline"] + 2.0
+    assert last["psnr"] >= last["psnr_mean_baseline"] + 2.0
+    assert last["psnr_object"] >= last["psnr_object_input_baseline"] + 1.0
+    assert last["psnr_object"] >= last["psnr_object_mean_baseline"] + 2.0
+    assert last["iou"] >= last["iou_all_object_baseline"] + 0.3
+    assert last["iou"] > last["iou_input_baseline"]
+    assert last["depth_absrel"] <= last["depth_absrel_baseline"] + 0.02
+
+
+@pytest.mark.slow
+def test_gpu_recipe_parses_and_runs_one_step_on_the_cpu(tmp_path):
+    """configs/nvs/synthetic_gpu.yaml as it is (model size, bf16 autocast, varied scenes at 64²), with only the
+    device, the step count and the data shrunk: one training step and one validation with the object metrics."""
+    overrides = {
+        "--trainer.accelerator": "cpu",
+        "--trainer.max_steps": "1",
+        "--trainer.max_time": "null",
+        "--trainer.val_check_interval": "1",
+        "--trainer.limit_val_batches": "1",
+        "--trainer.default_root_dir": str(tmp_path),
+        "--data.root": str(tmp_path / "scenes"),
+        "--data.generate": "{scenes: 4, views: 2, size: 64, seed: 0, style: varied, workers: 2}",
+        "--data.holdout_every": "2",
+        "--data.batch_size": "2",
+        "--data.num_workers": "0",
+        "--data.targets": "2",
+        "--model.rays_per_scene": "64",
+    }
+    command = [sys.executable, "-m", "nvs", "fit", "--config", GPU, *(x for kv in overrides.items() for x in kv)]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(next(tmp_path.glob("lightning_logs/version_0/metrics.csv"))) as f:
+        val = [r for r in csv.DictReader(f) if r.get("val/psnr")]
+    assert val and all(r.get(key) for key in ("val/psnr_object", "val/iou", "val/depth_absrel") for r in val)
 
 
 def test_rays_for_pixels_hand_worked():
