@@ -37,8 +37,8 @@ from .raymarch import look_at_origin, render, supersampled, trace  # noqa: F401 
 from .varied import VariedScene
 
 SHAPES = ("sphere", "box", "cylinder", "torus", "capsule", "spheres")
-STYLES = ("classic", "varied")
-DEPTH_SCALE = 1e-4  # depth PNGs store z-depth in units of 1e-4 (0.1 mm if a world unit is a metre)
+STYLES = ("classic", "varied", "mixed")  # mixed: each scene classic or varied, by its own first draw
+DEPTH_SCALE = 2e-4  # depth PNGs store z-depth in units of 2e-4: up to 13.1, beyond the farthest varied view (8.6)
 TEXTURE_DIR = Path(__file__).with_name("textures")
 
 
@@ -158,6 +158,8 @@ def write_scene(
 ) -> None:
     """Render one scene into `folder` atomically (a temporary sibling renamed at the end): images, object masks
     and depth maps, all from the same rays, and transforms.json."""
+    if style == "mixed":
+        style = ("classic", "varied")[int(rng.integers(2))]
     if style == "classic":  # the draws keep their order, so classic scenes stay what they were
         scene, draw_camera = Scene(rng, photos), camera
         fov_deg = rng.uniform(35, 45)

@@ -111,28 +111,15 @@ def test_random_input_views_follow_torch_seed(tmp_path):
     assert set(draws(0)) == {60, 120}
 
 
+def generate_with_the_cli(out, scenes: int) -> subprocess.CompletedProcess:
+    """`python -m nvs.data.synthetic` with 4 views of 24² per scene, seed 5."""
+    command = [sys.executable, "-m", "nvs.data.synthetic", "--out", str(out), "--scenes", str(scenes)]
+    command += ["--views", "4", "--size", "24", "--seed", "5"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
 def test_synthetic_generator_writes_consistent_scenes(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nvs.data.synthetic",
-            "--out",
-            str(tmp_path),
-            "--scenes",
-            "3",
-            "--views",
-            "4",
-            "--size",
-            "24",
-            "--seed",
-            "5",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = generate_with_the_cli(tmp_path, scenes=3)
     assert result.returncode == 0, result.stderr
     scenes = find_scenes(tmp_path)
     assert [len(s.views) for s in scenes] == [4, 4, 4]
@@ -147,27 +134,7 @@ def test_synthetic_generator_writes_consistent_scenes(tmp_path):
             forward, eye = view.c2w[:3, 2], view.c2w[:3, 3]
             assert torch.allclose(forward, -eye / eye.norm(), atol=1e-5)
     again = tmp_path / "again"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "nvs.data.synthetic",
-            "--out",
-            str(again),
-            "--scenes",
-            "1",
-            "--views",
-            "4",
-            "--size",
-            "24",
-            "--seed",
-            "5",
-        ],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    assert generate_with_the_cli(again, scenes=1).returncode == 0
     assert (again / "scene_00000/images/frame_00002.png").read_bytes() == (
         tmp_path / "scene_00000/images/frame_00002.png"
     ).read_bytes()  # the same seed gives the same scene

@@ -144,3 +144,28 @@ def test_datamodule_generates_a_style_and_records_settings_without_the_worker_co
     NViSTData(root=str(tmp_path / "c"), generate={**classic, "style": "classic"}).prepare_data()  # the default
     with pytest.raises(ValueError, match="not the requested"):
         NViSTData(root=str(tmp_path / "c"), generate={**classic, "style": "varied"}).prepare_data()
+
+
+def test_mixed_style_draws_both_families_per_scene(tmp_path):
+    list(synthetic.write_scenes(tmp_path, 12, 1, 8, seed=3, style="mixed", workers=1))
+    styles = [json.loads(p.read_text())["style"] for p in sorted(tmp_path.glob("scene_*/transforms.json"))]
+    assert set(styles) == {"classic", "varied"}  # 12 fair draws: both with probability 1 - 2^-11
+    assert all(
+        ("environment" in json.loads(p.read_text())) == (s == "varied")
+        for p, s in zip(sorted(tmp_path.glob("scene_*/transforms.json")), styles, strict=True)
+    )
+
+
+def test_depth_png_range_reaches_the_farthest_varied_view():
+    """A 16-bit depth PNG at DEPTH_SCALE holds the farthest object point a varied scene can show. The bound: radius
+    0.7 filling half the half-image at the narrowest field of view (25°), seen from 1.25× that distance, plus the
+    radius behind the centre; 2000 drawn scenes stay within it (at 1e-4 the PNG held 6.55 and generation failed)."""
+    radius, narrowest_fov, least_fill, farthest = 0.7, 25.0, 0.5, 1.25
+    bound = farthest * radius / (least_fill * math.tan(math.radians(narrowest_fov) / 2)) + radius
+    reach = 0.0
+    for index in range(2000):
+        rng = np.random.default_rng([0, index])
+        scene = varied.VariedScene(rng)
+        for _ in range(8):
+            reach = max(reach, float(np.linalg.norm(scene.camera(rng)[:3, 3])) + scene.radius)
+    assert 6.6 < reach <= bound < 65535 * synthetic.DEPTH_SCALE
