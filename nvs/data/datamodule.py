@@ -101,10 +101,10 @@ class NViSTData(L.LightningDataModule):
         scenes = self._scenes()
         held_out = [s for i, s in enumerate(scenes) if i % h.holdout_every == h.holdout_every - 1]
         training = [s for i, s in enumerate(scenes) if i % h.holdout_every != h.holdout_every - 1]
-        if not held_out or not training:
+        if not held_out or (not training and stage in ("fit", None)):  # testing alone may hold out every scene
             raise ValueError(f"root: {len(scenes)} scenes cannot be split with holdout_every={h.holdout_every}")
         sizes = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
-        self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **sizes)
+        self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **sizes) if training else None
         self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, geometry=True, **sizes)
 
     def train_dataloader(self) -> DataLoader:
