@@ -193,16 +193,8 @@ def test_synthetic_generator_rejects_bad_arguments(tmp_path):
 def test_testing_alone_may_hold_out_every_scene_but_fitting_may_not(tmp_path):
     from nvs.data.datamodule import NViSTData
 
-    spec = {"scenes": 2, "views": 2, "size": 8, "seed": 0}
-    data = NViSTData(
-        root=str(tmp_path),
-        input_height=8,
-        input_width=8,
-        target_height=8,
-        target_width=8,
-        holdout_every=1,
-        generate=spec,
-    )
+    sizes = {f"{role}_{side}": 8 for role in ("input", "target") for side in ("height", "width")}
+    data = NViSTData(root=str(tmp_path), holdout_every=1, generate={"scenes": 2, "views": 2, "size": 8}, **sizes)
     data.prepare_data()
     data.setup("test")
     assert len(data.val_set) == 2 and data.train_set is None
