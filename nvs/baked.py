@@ -67,12 +67,13 @@ class BakedField(RadianceField):
         return self.decoder.activate(values[..., 0]), rgb
 
     def render_rays(self, origins: Tensor, dirs: Tensor) -> dict[str, Tensor]:
-        """Rays [P, 3] in the field's frame -> rgb [P, 3], distance [P], hit [P]; rays that miss the box only
-        see the background (as render_rays would give them) and skip the samples."""
+        """Rays [P, 3] in the field's frame -> rgb [P, 3], distance [P], opacity (accumulated alpha) [P] and hit
+        [P]; rays that miss the box only see the background (as render_rays would give them: opacity 0) and skip
+        the samples."""
         c = self.config
         _, far, hit = ray_box(origins, dirs, c.bound)
         rgb = self.model.background(self.codes.scene_token, dirs[None])[0]
-        distance = far.clone()
+        distance, opacity = far.clone(), torch.zeros_like(far)
         if hit.any():
             out = render_rays(
                 self._field_fn,
@@ -83,15 +84,15 @@ class BakedField(RadianceField):
                 samples=c.samples,
                 importance=c.importance,
             )
-            rgb[hit], distance[hit] = out["rgb"], out["distance"]
-        return {"rgb": rgb, "distance": distance, "hit": hit}
+            rgb[hit], distance[hit], opacity[hit] = out["rgb"], out["distance"], out["opacity"]
+        return {"rgb": rgb, "distance": distance, "opacity": opacity, "hit": hit}
 
     @torch.inference_mode()
     def render(
         self, poses: Tensor, *, fx: float, fy: float, cx: float, cy: float, width: int, height: int
     ) -> dict[str, Tensor]:
-        """OpenCV camera-to-world poses [N, 4, 4] relative to the input camera -> rgb [N, H, W, 3], depth
-        [N, H, W] (as RadianceField.render) and hit [N, H, W] (whether the ray crosses the field's box)."""
+        """OpenCV camera-to-world poses [N, 4, 4] relative to the input camera -> rgb [N, H, W, 3], depth and
+        opacity [N, H, W] (as RadianceField.render) and hit [N, H, W] (whether the ray crosses the field's box)."""
         return super().render(poses, fx=fx, fy=fy, cx=cx, cy=cy, width=width, height=height)
 
     @torch.inference_mode()

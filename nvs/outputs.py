@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import cameras, writers
+from . import cameras, ood, writers
 from .baked import BakedField
 from .errors import InputError
 from .images import load_rgb
@@ -82,14 +82,16 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
     image, scale = model.prepare(photo)  # read -> prepare -> predict -> render -> write, each once
     field = model.predict_prepared(image, scale=scale)
     baked = BakedField(field, chunk=options.chunk)
+    familiar = ood.input_view_scores(baked, image)
     lap("predict")
     poses, intrinsics = render_cameras(options, model, field.distance, field.focal)
     size = {k: intrinsics[k] for k in ("fx", "fy", "cx", "cy", "width", "height")}
     out = baked.render(poses, **size)
-    rgb, depth = out["rgb"].cpu().numpy(), out["depth"].cpu().numpy()
+    rgb, depth, opacity = (out[key].cpu().numpy() for key in ("rgb", "depth", "opacity"))
     lap("render")
 
-    views, depth_images = writers.to_uint8(rgb), writers.colour_depth(depth, out["hit"].cpu().numpy())
+    on_object = writers.object_pixels(opacity)
+    views, depth_images = writers.to_uint8(rgb), writers.colour_depth(depth, on_object)
     for sub in ("views", "depth", "nerfstudio/images"):
         (folder / sub).mkdir(parents=True)
     for i, (view, coloured) in enumerate(zip(views, depth_images, strict=True)):
@@ -98,13 +100,17 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
         (folder / f"nerfstudio/images/{i:03d}.png").write_bytes(data)
         (folder / f"depth/{i:03d}.png").write_bytes(writers.png_bytes(coloured))
     np.save(folder / "depth.npy", depth.astype(np.float32))
+    np.save(folder / "opacity.npy", opacity.astype(np.float32))
     if options.video == "gif":
         (folder / "orbit.gif").write_bytes(writers.gif_bytes(views, ORBIT_SECONDS))
     elif options.video == "mp4":
         writers.write_mp4(folder / "orbit.mp4", views, ORBIT_SECONDS)
     lap("write_views")
 
-    summary = {"mesh": None, "points": None, "warnings": []}
+    summary = {"mesh": None, "points": None, "input_view": familiar, "warnings": []}
+    far_out = ood.notice(familiar, model.config.training_data)
+    if far_out:
+        summary["warnings"].append(far_out)
     if options.mesh != "none":
         summary["mesh"] = write_mesh(baked, options, folder / f"mesh.{options.mesh}", summary["warnings"])
         lap("mesh")
@@ -114,11 +120,10 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
     ply = None
     if options.points:
         points, colours = writers.backproject(depth, rgb, poses_world, intrinsics)
-        field_points = points @ writers.WORLD_FROM_FIELD  # the inverse rotation (both frames centre the object)
-        inside = (np.abs(field_points) < 0.98 * model.config.bound).all(axis=1)  # drop background at the box
-        writers.write_points(folder / "points.ply", points[inside], colours[inside])
+        keep = on_object.reshape(-1)  # object pixels only: the background's depth is the box's far side
+        writers.write_points(folder / "points.ply", points[keep], colours[keep])
         shutil.copyfile(folder / "points.ply", folder / "nerfstudio/points.ply")
-        summary["points"] = {"file": "points.ply", "count": int(inside.sum())}
+        summary["points"] = {"file": "points.ply", "count": int(keep.sum())}
         ply = "points.ply"
         lap("points")
     transforms = writers.nerfstudio_transforms(poses_world, intrinsics, ply)
@@ -140,7 +145,8 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
 
 
 def write_mesh(baked: BakedField, options: RenderOptions, path: Path, warned: list[str]) -> dict | None:
-    """Marching cubes over the density grid, vertex colours from the field seen head-on (along −normal)."""
+    """Marching cubes over the density grid, kept to the object's parts (writers.object_parts, within one field
+    cell of the box's faces dropped), vertex colours from the field seen head-on (along −normal)."""
     config = baked.config
     grid = baked.density_grid(options.mc_resolution).cpu().numpy()
     level, warning = writers.iso_level(grid, config.field_resolution, config.bound)
@@ -149,8 +155,10 @@ def write_mesh(baked: BakedField, options: RenderOptions, path: Path, warned: li
     if level is None:
         return None
     vertices, triangles = writers.marching_cubes(grid, level, config.bound)
+    cell = 2.0 * config.bound / config.field_resolution
+    vertices, triangles = writers.object_parts(vertices, triangles, config.bound, margin=cell)
     if len(triangles) == 0:
-        warned.append(f"no surface at density {level:.3g}: no mesh written")
+        warned.append(f"no surface at density {level:.3g} away from the box's faces: no mesh written")
         return None
     normals = writers.vertex_normals(vertices, triangles)
     device = baked.volume.device

@@ -23,6 +23,12 @@ from PIL import Image
 from . import cameras
 
 WORLD_FROM_FIELD = np.diag([1.0, -1.0, -1.0])  # a half turn about x: y down, z away -> y up, z towards
+# A pixel shows the object where its ray's accumulated opacity reaches this (the silhouette IoU's threshold, too);
+# elsewhere depth/NNN.png draws background and --points back-projects nothing.
+OBJECT_OPACITY = 0.5
+DEPTH_BACKGROUND = (255, 255, 255)  # the colour of background pixels in depth/NNN.png
+# The mesh keeps its connected parts with at least this share of the largest part's triangles (specks go).
+KEEP_PART_FRACTION = 0.1
 
 
 def world_from_camera(distance: float) -> np.ndarray:
@@ -43,15 +49,21 @@ def png_bytes(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+def object_pixels(opacity: np.ndarray) -> np.ndarray:
+    """Where rendered opacity [...] shows the object (at least OBJECT_OPACITY)."""
+    return opacity >= OBJECT_OPACITY
+
+
 def colour_depth(depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Depth maps [N, H, W] -> uint8 [N, H, W, 3] on one scale over the valid pixels of all views, so views
-    compare (near red, far blue); other pixels (rays that miss the field) are drawn as far."""
+    """Depth maps [N, H, W] -> uint8 [N, H, W, 3] on one scale over the valid (object) pixels of all views, so
+    views compare (near red, far blue); other pixels are drawn in DEPTH_BACKGROUND."""
     from matplotlib import colormaps
 
     values = depth[valid] if valid.any() else depth
     lo, hi = float(values.min()), float(values.max())
-    normalised = np.where(valid, (depth - lo) / max(hi - lo, 1e-8), 1.0)
-    return to_uint8(colormaps["turbo_r"](normalised)[..., :3])
+    coloured = to_uint8(colormaps["turbo_r"]((depth - lo) / max(hi - lo, 1e-8))[..., :3])
+    coloured[~valid] = DEPTH_BACKGROUND
+    return coloured
 
 
 def mp4_available() -> bool:
@@ -110,6 +122,35 @@ def marching_cubes(grid: np.ndarray, level: float, bound: float) -> tuple[np.nda
     step = 2.0 * bound / (grid.shape[0] - 1)
     vertices = mesh.vertex.positions.numpy() * step - bound
     return vertices.astype(np.float32), mesh.triangle.indices.numpy().astype(np.int64)
+
+
+def object_parts(
+    vertices: np.ndarray, triangles: np.ndarray, bound: float, margin: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The object alone in a marching-cubes mesh: triangles with a corner within `margin` of the box's faces
+    (density the field piles up against its bounds) are dropped, then the connected parts with at least
+    KEEP_PART_FRACTION of the largest part's triangles are kept (floating specks go). Unused vertices are
+    removed and the triangles renumbered."""
+    inside = (np.abs(vertices) < bound - margin).all(axis=1)
+    triangles = triangles[inside[triangles].all(axis=1)]
+    if len(triangles):
+        part = connected_parts(vertices, triangles)
+        sizes = np.bincount(part)
+        triangles = triangles[sizes[part] >= KEEP_PART_FRACTION * sizes.max()]
+    used = np.unique(triangles)
+    renumber = np.zeros(len(vertices), np.int64)
+    renumber[used] = np.arange(len(used))
+    return vertices[used], renumber[triangles]
+
+
+def connected_parts(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Index of the connected part (triangles sharing an edge) of each triangle [T], by Open3D."""
+    import open3d as o3d
+
+    mesh = o3d.geometry.TriangleMesh(
+        o3d.utility.Vector3dVector(vertices.astype(np.float64)), o3d.utility.Vector3iVector(triangles.astype(np.int32))
+    )
+    return np.asarray(mesh.cluster_connected_triangles()[0], np.int64)
 
 
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:

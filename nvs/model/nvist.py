@@ -51,6 +51,9 @@ class NViSTConfig:
     default_focal_ratio: float = 1.0  # focal / image height when a photo comes without one
     default_distance: float = 2.0
     extras: dict = field(default_factory=dict)
+    # What the weights were trained on, in words (metadata, not architecture: None when not recorded); the render
+    # command names it when a photo looks far from it (nvs/ood.py)
+    training_data: str | None = None
 
     def __post_init__(self):
         if self.field_resolution % self.token_patch:

@@ -1,0 +1,51 @@
+"""Whether a photo is far outside what the model was trained on, and the one-line notice that says so.
+
+The test is cheap and needs nothing but the model: render the predicted field from the input camera, at the
+model's input size, and compare it with the prepared photo it came from. A model reproduces the kind of image it
+was trained on (its own loss is on such views); on a photo unlike its training data it returns a blurred guess,
+no closer to the photo than a flat image of the photo's mean colour. The photo gets the notice when the input
+view's PSNR is below INPUT_VIEW_MIN_PSNR or its gain over that flat image is below INPUT_VIEW_MIN_GAIN
+(measurements behind both numbers: docs/nvs.md, "Photos far from the training data").
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .model.nvist import RadianceField
+
+INPUT_VIEW_MIN_PSNR = 16.0  # dB
+INPUT_VIEW_MIN_GAIN = 0.0  # dB above the photo's mean colour
+REAL_DATA_CONFIG = "configs/nvs/nvist_mvimgnet.yaml"  # the recipe to train on real photos (MVImgNet)
+
+
+def psnr(pred: Tensor, target: Tensor) -> float:
+    """PSNR in dB, data range 1."""
+    return 10.0 * math.log10(1.0 / max(float(torch.mean((pred - target) ** 2)), 1e-10))
+
+
+def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float]:
+    """`psnr` of `field` rendered from the input camera against the prepared photo [3, H, W] it was predicted
+    from (the model's input size, the field's focal), and its `gain` in dB over the photo's mean colour."""
+    _, height, width = image.shape
+    camera = dict(fx=field.focal, fy=field.focal, cx=width / 2, cy=height / 2, width=width, height=height)
+    rendered = field.render(torch.eye(4)[None], **camera)["rgb"][0].permute(2, 0, 1).cpu()
+    image = image.cpu().clamp(0, 1)
+    score = psnr(rendered, image)
+    flat = image.mean(dim=(1, 2), keepdim=True).expand_as(image)
+    return {"psnr": round(score, 3), "gain": round(score - psnr(flat, image), 3)}
+
+
+def notice(scores: dict[str, float], training_data: str | None) -> str | None:
+    """The one-line out-of-distribution notice for input_view_scores, or None when the photo looks familiar."""
+    if scores["psnr"] >= INPUT_VIEW_MIN_PSNR and scores["gain"] >= INPUT_VIEW_MIN_GAIN:
+        return None
+    trained_on = training_data or "data its JSON does not record"
+    return (
+        f"this photo looks far from what the model was trained on ({trained_on}): its own view comes back at "
+        f"{scores['psnr']:.1f} dB, {scores['gain']:+.1f} dB over a flat image of its mean colour, so expect a "
+        f"blob, not the object; to render such photos, train on real data with {REAL_DATA_CONFIG}"
+    )
