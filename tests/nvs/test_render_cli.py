@@ -83,15 +83,18 @@ def test_every_photo_gets_every_output(photos, rendered):
         views = [np.asarray(Image.open(folder / f"views/{i:03d}.png")) for i in range(4)]
         assert all(v.shape == (32, 32, 3) for v in views)
         assert any(np.abs(views[0].astype(int) - v).sum() > 0 for v in views[1:])  # views differ
-        depth = np.load(folder / "depth.npy")
-        assert depth.shape == (4, 32, 32) and np.isfinite(depth).all()
-        assert all(Image.open(folder / f"depth/{i:03d}.png").mode == "RGB" for i in range(4))
+        depth, opacity = np.load(folder / "depth.npy"), np.load(folder / "opacity.npy")
+        assert depth.shape == opacity.shape == (4, 32, 32) and np.isfinite(depth).all()
+        background = opacity < 0.5  # drawn white in the depth maps; object pixels never are (turbo has no white)
+        coloured = np.stack([np.asarray(Image.open(folder / f"depth/{i:03d}.png")) for i in range(4)])
+        assert coloured.shape == (4, 32, 32, 3)
+        assert ((coloured == 255).all(axis=-1) == background).all()
         with Image.open(folder / "orbit.gif") as gif:
             assert gif.n_frames == 4
         mesh = o3d.io.read_triangle_mesh(str(folder / "mesh.ply"))
         assert len(mesh.triangles) > 0 and mesh.has_vertex_colors()
         cloud = o3d.io.read_point_cloud(str(folder / "points.ply"))
-        assert len(cloud.points) > 0 and cloud.has_colors()
+        assert len(cloud.points) == (~background).sum()  # object pixels only
         summary = json.loads((folder / "summary.json").read_text())
         assert summary["model"]["config"]["field_resolution"] > 0 and "id" in summary["model"]
         assert len(summary["cameras"]["views"]) == 4 and summary["timings_s"]["total"] > 0
@@ -290,6 +293,7 @@ def assert_baked_renders_like(field, poses, kwargs, chunk):
     got = BakedField(field, chunk=chunk).render(poses, **kwargs)
     torch.testing.assert_close(got["rgb"], expected["rgb"], atol=1e-5, rtol=0)
     torch.testing.assert_close(got["depth"], expected["depth"], atol=1e-4, rtol=0)
+    torch.testing.assert_close(got["opacity"], expected["opacity"], atol=1e-5, rtol=0)
 
 
 def test_baked_field_renders_like_the_field():
