@@ -1,6 +1,6 @@
 """Input-view PSNR and gain over the mean colour (nvs/ood.py) of the shipped NViST model, or --checkpoint's,
-on held-out synthetic scenes, the bundled real photo and odd generated images
-bundled real photo and odd generated images: the measurements behind ood.INPUT_VIEW_MIN_PSNR and _GAIN (docs/nvs.md).
+on held-out synthetic scenes, the bundled real photo and odd generated images: the measurements behind
+ood.INPUT_VIEW_MIN_PSNR and ood.INPUT_VIEW_MIN_GAIN (docs/nvs.md).
 
     python -m nvs.data.synthetic --out /tmp/held --scenes 30 --views 2 --size 64 --seed 1717
     python scripts/nvs_input_view_psnr.py /tmp/held [more scene folders ...] [--checkpoint model.safetensors]
