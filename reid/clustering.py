@@ -112,30 +112,47 @@ def kmeans(
     return labels, centroids
 
 
-def camera_normalize(features: Tensor, cams: Tensor) -> Tensor:
-    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and each
-    dimension divided by its std within that camera, so the clusters follow identities rather than the cameras'
-    colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id work)."""
+def camera_normalize(features: Tensor, cams: Tensor, scale: bool = True) -> Tensor:
+    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and (with
+    `scale`) each dimension divided by its std within that camera, so the clusters follow identities rather than
+    the cameras' colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id
+    work)."""
+    if cams.shape != features.shape[:1]:
+        raise ValueError(f"cams: expected [{len(features)}] camera ids, got {list(cams.shape)}")
     out = torch.empty_like(features)
     for cam in cams.unique():
         mask = cams == cam
         part = features[mask]
-        std = part.std(dim=0, unbiased=False) if len(part) > 1 else torch.ones_like(part[0])
-        out[mask] = (part - part.mean(dim=0)) / (std + 1e-6)
+        out[mask] = part - part.mean(dim=0)
+        if scale and len(part) > 1:
+            out[mask] /= part.std(dim=0, unbiased=False) + 1e-6
     return F.normalize(out, dim=1)
 
 
-def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
+def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096, cams: Tensor | None = None) -> Tensor:
     """Each L2-normalised feature [N, D] averaged with its k-reciprocal neighbours (j among i's k nearest and i
     among j's), then re-normalised: the neighbourhood consensus that MMT/SpCL get from k-reciprocal Jaccard
-    distances, in a form K-means can take. Memory N x k (distances in chunks)."""
-    k = min(k, len(features) - 1)
+    distances, in a form K-means can take. With `cams` [N], neighbours are looked for only among images of other
+    cameras (as camera-aware proxy methods pair images across cameras), so the averaging pulls an image toward its
+    look-alikes in other cameras instead of toward its own camera's. Memory N x k (distances in chunks)."""
+    n = len(features)
+    if cams is not None:
+        if cams.shape != (n,):
+            raise ValueError(f"cams: expected [{n}] camera ids, got {list(cams.shape)}")
+        k = min(k, n - int(torch.unique(cams, return_counts=True)[1].max()))  # images outside the largest camera
+    k = min(k, n - 1)
     if k < 1:
         return features
-    nearest = torch.cat(
-        [torch.cdist(part, features).topk(k + 1, largest=False).indices[:, 1:] for part in features.split(chunk_size)]
-    )
-    rows = torch.arange(len(features), device=features.device)
+    nearest = []
+    for start in range(0, n, chunk_size):
+        d = torch.cdist(features[start : start + chunk_size], features)
+        if cams is None:
+            nearest.append(d.topk(k + 1, largest=False).indices[:, 1:])  # the first is the image itself
+        else:
+            d.masked_fill_(cams[start : start + chunk_size, None] == cams[None, :], float("inf"))
+            nearest.append(d.topk(k, largest=False).indices)
+    nearest = torch.cat(nearest)
+    rows = torch.arange(n, device=features.device)
     mutual = (nearest[nearest] == rows[:, None, None]).any(dim=2)  # [N, k]: i is among its neighbour's k nearest
     summed = features + (features[nearest] * mutual.unsqueeze(2).to(features.dtype)).sum(dim=1)
     return F.normalize(summed, dim=1)

@@ -31,8 +31,9 @@ class TargetFinetuner(EvaluatedModule):
     epoch's K-means (reid.cluster_count.estimate_num_clusters on the global level's clustering features: DBSCAN
     on k-reciprocal Jaccard distances with `jaccard_k1`, `jaccard_k2`, `dbscan_min_samples`, and eps the
     `dbscan_quantile` of the (min_samples - 1)-th neighbour distances; its noise counted as identities of the
-    median cluster size). The trunk settings come from the
-    checkpoint."""
+    median cluster size). `camera_normalize`, `neighbor_expansion` (k of the k-reciprocal averaging; 0: off) and
+    `cross_camera_neighbors` (neighbours from other cameras only) condition the clustering features. The trunk
+    settings come from the checkpoint."""
 
     def __init__(
         self,
@@ -53,6 +54,7 @@ class TargetFinetuner(EvaluatedModule):
         kmeans_iters: int = 100,
         camera_normalize: bool = False,
         neighbor_expansion: int = 0,
+        cross_camera_neighbors: bool = False,
         flip_cluster_features: bool = False,
         jaccard_k1: int = 20,
         jaccard_k2: int = 6,
@@ -126,7 +128,8 @@ class TargetFinetuner(EvaluatedModule):
             features = torch.cat(parts)
             clustered = camera_normalize(features, cams) if h.camera_normalize else features
             if h.neighbor_expansion:
-                clustered = reciprocal_expansion(clustered, h.neighbor_expansion)
+                neighbour_cams = cams if h.cross_camera_neighbors else None  # other cameras' images only
+                clustered = reciprocal_expansion(clustered, h.neighbor_expansion, cams=neighbour_cams)
             if k is None:  # estimated once per epoch, on the global level, and used at all three
                 k, found = estimate_num_clusters(
                     clustered,
