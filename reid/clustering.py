@@ -1,7 +1,7 @@
 """Clustering for pseudo-labels. K-means in torch: k-means++ seeding and Lloyd iterations with chunked distances,
 so memory stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA.
-Feature conditioning before it (camera_normalize, reciprocal_expansion) and diagnostics (cluster_purity by
-identity; camera_purity and camera_chance by camera)."""
+Feature conditioning before it (camera_normalize, reciprocal_expansion; condition_features chains them) and
+diagnostics (cluster_purity by identity; camera_purity and camera_chance by camera)."""
 
 from __future__ import annotations
 
@@ -158,6 +158,19 @@ def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096, cams:
     return F.normalize(summed, dim=1)
 
 
+def condition_features(
+    features: Tensor, cams: Tensor, normalize: bool = False, expansion: int = 0, cross_camera: bool = False
+) -> Tensor:
+    """Stage 2's features for K-means [N, D] -> [N, D]: standardised per camera (`normalize`), then averaged with
+    their `expansion` k-reciprocal neighbours (0: not), looked for among other cameras' images (`cross_camera`)."""
+    if cross_camera and not expansion:
+        raise ValueError("cross_camera: needs expansion > 0 (it picks the k-reciprocal neighbours' cameras)")
+    if expansion < 0:
+        raise ValueError(f"expansion: expected k >= 0, got {expansion}")
+    out = camera_normalize(features, cams) if normalize else features
+    return reciprocal_expansion(out, expansion, cams=cams if cross_camera else None) if expansion else out
+
+
 def cluster_purity(labels: Tensor, truth: Tensor) -> float:
     """Fraction of items whose cluster's most common true label is their own (1: every cluster one class)."""
     pairs = labels.long() * (int(truth.max()) + 1) + truth.long()
@@ -198,6 +211,7 @@ __all__ = [
     "camera_normalize",
     "camera_purity",
     "cluster_purity",
+    "condition_features",
     "kmeans",
     "kmeans_plusplus",
     "reciprocal_expansion",

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from reid.clustering import camera_chance, camera_normalize, camera_purity, cluster_purity, reciprocal_expansion
+from reid.clustering import (
+    camera_chance,
+    camera_normalize,
+    camera_purity,
+    cluster_purity,
+    condition_features,
+    reciprocal_expansion,
+)
 from reid.data import train_transform
 
 
@@ -81,6 +88,20 @@ def test_camera_normalize_without_scale_only_centres_each_camera():
     torch.testing.assert_close(camera_normalize(x, cams), torch.nn.functional.normalize(scaled, dim=1))
     with pytest.raises(ValueError, match="cams"):
         camera_normalize(x, cams[:5])
+
+
+def test_condition_features_chains_the_options_in_order():
+    g = torch.Generator().manual_seed(2)
+    x, cams = torch.randn(20, 6, generator=g, dtype=torch.float64), torch.randint(0, 3, (20,), generator=g)
+    assert torch.equal(condition_features(x, cams), x)
+    torch.testing.assert_close(condition_features(x, cams, normalize=True), camera_normalize(x, cams))
+    normalized = camera_normalize(x, cams)
+    torch.testing.assert_close(condition_features(x, cams, True, 3), naive_expansion(normalized, 3))
+    torch.testing.assert_close(condition_features(x, cams, True, 3, True), naive_expansion(normalized, 3, cams))
+    with pytest.raises(ValueError, match="cross_camera"):
+        condition_features(x, cams, cross_camera=True)
+    with pytest.raises(ValueError, match="expansion"):
+        condition_features(x, cams, expansion=-2)
 
 
 def test_cluster_purity():

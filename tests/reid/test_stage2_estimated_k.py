@@ -7,10 +7,10 @@ import lightning as L
 import pytest
 import torch
 
-from reid.clustering import reciprocal_expansion
+from reid import clustering
 from reid.data import ReIDData
 from reid.data.synthetic import generate
-from reid.engine import TargetFinetuner, stage2
+from reid.engine import TargetFinetuner
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +33,12 @@ def fitted(tmp_path_factory):
 
     def spy(features, k, cams=None):  # the clustering's k-reciprocal expansion, recording what it was given
         expanded.append((k, cams))
-        return reciprocal_expansion(features, k, cams=cams)
+        return expand(features, k, cams=cams)
 
+    expand = clustering.reciprocal_expansion
     model.on_train_epoch_end = lambda: seen.append(dict(trainer.callback_metrics))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stage2, "reciprocal_expansion", spy)
+        patch.setattr(clustering, "reciprocal_expansion", spy)
         trainer.fit(model, data)
     return model, trainer, seen, expanded
 
@@ -71,6 +72,13 @@ def test_cross_camera_neighbors_hands_the_cameras_to_the_expansion(fitted):
     assert len(expanded) == 2 * 3  # two epochs, three levels
     for k, given in expanded:
         assert k == 2 and given is not None and given.tolist() == cams
+
+
+def test_cross_camera_neighbors_needs_an_expansion():
+    with pytest.raises(ValueError, match="neighbor_expansion"):
+        TargetFinetuner(trunk="resnet_reid_tiny", input_size=(64, 32), cross_camera_neighbors=True)
+    with pytest.raises(ValueError, match="neighbor_expansion"):
+        TargetFinetuner(trunk="resnet_reid_tiny", input_size=(64, 32), neighbor_expansion=-1)
 
 
 def test_on_load_checkpoint_resizes_the_classifier(fitted):
