@@ -19,11 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import OneLineParser, print_error
+from common.cli import OneLineParser
 from common.files import write_bytes_atomic
 
 from .domains import DOMAINS, TUNED_SEEDS
-from .synthetic import SPLITS, FigureStyle, StyleFamily, generate_domain, market_name, print_summary
+from .synthetic import (
+    SPLITS,
+    FigureStyle,
+    StyleFamily,
+    add_output_options,
+    generate_domain,
+    market_name,
+    run_generator,
+)
 
 SEED_BASE = 1000  # part p of mixed source s renders with generator seed SEED_BASE + 100 s + p
 RESERVED_SEEDS = set(TUNED_SEEDS) | {spec.seed for spec in DOMAINS.values()}
@@ -126,24 +134,19 @@ def generate_mixed_source(
 
 def main(argv=None) -> int:
     p = OneLineParser(name_errors=False, prog="python -m reid.data.mixed_source", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, required=True)
+    add_output_options(p)
     p.add_argument("--parts", type=int, default=8, help="randomly styled parts")
     p.add_argument("--identities", type=int, default=12, help="per part; the first half of each part trains")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--height", type=int, default=64)
-    p.add_argument("--width", type=int, default=32)
     args = p.parse_args(argv)
-    if args.height < 16 or args.width < 8:
-        return print_error(f"--height must be >= 16 and --width >= 8, got {args.height}x{args.width}")
-    try:
-        meta = generate_mixed_source(args.out, args.parts, args.identities, height=args.height, width=args.width,
-                                     seed=args.seed)  # fmt: skip
-    except ValueError as error:
-        return print_error(f"--{error}")
-    except OSError as error:
-        return print_error(f"--out: cannot write to {args.out}: {error}")
-    print_summary(args.out, {"source": meta})
-    return 0
+    return run_generator(
+        args,
+        lambda: {
+            "source": generate_mixed_source(
+                args.out, args.parts, args.identities, height=args.height, width=args.width, seed=args.seed
+            )
+        },
+    )
 
 
 if __name__ == "__main__":
