@@ -4,7 +4,8 @@ random, so a model trained on it has met many kinds of camera network rather tha
 seeds and styles are drawn apart from the tuned pair's and the held-out domains' (reid.data.domains), and the
 figure proportions are drawn from continuous ranges, never one of the named FIGURES presets.
 
-    python -m reid.data.mixed_source --out DIR [--parts 8] [--identities 12] [--seed 0] [--height H] [--width W]
+    python -m reid.data.mixed_source --out DIR [--parts 8] [--identities 12] [--seed 0] [--base MARKET_DIR]
+        [--height H] [--width W]
 
 DIR/source/{bounding_box_train,query,bounding_box_test}: every part's identities and cameras renumbered so that
 they stay apart (part p's cameras come after part p-1's); DIR/source/meta.json lists the parts' styles.
@@ -13,6 +14,8 @@ they stay apart (part p's cameras come after part p-1's); DIR/source/meta.json l
 from __future__ import annotations
 
 import json
+import math
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -41,6 +44,25 @@ def _span(rng: np.random.Generator, low: float, high: float, width: float) -> tu
     """A random sub-range of [low, high] about `width` of its length wide."""
     start = rng.uniform(low, high - width * (high - low))
     return round(float(start), 3), round(float(start + width * (high - low)), 3)
+
+
+_NAME = re.compile(r"^(-?\d+)_c(\d+)s\d+_(\d+)_\d+\.jpg$")  # Market-1501: pid, camera, frame
+
+
+def _market_files(base: Path, folder: Path) -> dict[Path, tuple[int, int]]:
+    """{image: (pid, camera)} of a Market-1501 folder's three splits, checked before anything is written."""
+    if not (base / SPLITS[0]).is_dir():
+        raise ValueError(f"base: {base} has no {SPLITS[0]} folder (Market-1501 layout expected)")
+    if base.resolve() == folder.resolve():
+        raise ValueError(f"base: {base} is the folder being written")
+    files = {}
+    for split in SPLITS:
+        for image in sorted((base / split).glob("*.jpg")):
+            match = _NAME.match(image.name)
+            if not match:
+                raise ValueError(f"base: {image.name} is not a Market-1501 name (PPPP_cCsS_FFFFFF_BB.jpg)")
+            files[image] = (int(match.group(1)), int(match.group(2)))
+    return files
 
 
 def random_family(rng: np.random.Generator) -> StyleFamily:
@@ -80,26 +102,34 @@ def generate_mixed_source(
     height: int = 64,
     width: int = 32,
     seed: int = 0,
+    base: str | Path | None = None,
 ) -> dict:
     """Render `parts` randomly styled parts of `identities` people each (the first half of each part trains),
-    seen by a random number of cameras in `cameras` (inclusive), into `out`/source; returns its metadata."""
+    seen by a random number of cameras in `cameras` (inclusive), into `out`/source; returns its metadata.
+    `base`: a Market-1501 folder (e.g. the tuned pair's source) whose images are copied in first, unchanged; the
+    parts' identities then start at the next hundred above its largest and their cameras after its."""
     if parts < 1 or identities < 2 or not 2 <= cameras[0] <= cameras[1] or images_per_camera < 1 or seed < 0:
         raise ValueError(
             f"parts >= 1, identities >= 2, 2 <= cameras[0] <= cameras[1], images_per_camera >= 1 and seed >= 0 "
             f"expected, got {parts}, {identities}, {cameras}, {images_per_camera}, {seed}"
         )
-    if cameras[1] * parts > 99:
-        raise ValueError(f"cameras, parts: at most 99 cameras in all, got up to {cameras[1]} x {parts}")
     out = Path(out)
     folder = out / "source"
+    base_files = _market_files(Path(base), folder) if base is not None else {}
+    pid_offset = 100 * math.ceil((max((p for p, _ in base_files.values()), default=-1) + 1) / 100)
+    n_cameras = max((c for _, c in base_files.values()), default=0)
+    if n_cameras + cameras[1] * parts > 99:
+        raise ValueError(f"cameras, parts: at most 99 cameras in all, got up to {n_cameras} + {cameras[1]} x {parts}")
     (folder / "meta.json").unlink(missing_ok=True)
     staging = out / ".mixed_source_parts"
     shutil.rmtree(staging, ignore_errors=True)
     for split in SPLITS:
         shutil.rmtree(folder / split, ignore_errors=True)
         (folder / split).mkdir(parents=True)
+    for image in base_files:
+        shutil.copyfile(image, folder / image.parent.name / image.name)
     rng = np.random.default_rng([seed, 77])
-    meta_parts, n_cameras = [], 0
+    meta_parts = []
     for p in range(parts):
         part_seed = SEED_BASE + 100 * seed + p
         assert part_seed not in RESERVED_SEEDS
@@ -110,8 +140,8 @@ def generate_mixed_source(
         )  # fmt: skip
         for split in SPLITS:  # renumber: identities after the previous parts', cameras likewise
             for image in sorted((staging / str(p) / split).glob("*.jpg")):
-                pid, cam, frame = int(image.name[:4]), int(image.name[6 : image.name.index("s1")]), image.name[-13:-7]
-                name = market_name(p * identities + pid, n_cameras + cam, int(frame))
+                pid, cam, frame = (int(v) for v in _NAME.match(image.name).groups())
+                name = market_name(pid_offset + p * identities + pid, n_cameras + cam, frame)
                 image.rename(folder / split / name)
         meta_parts.append({k: meta[k] for k in ("seed", "cameras", "camera_styles", "figure", "background", "palette")})
         n_cameras += cams
@@ -121,7 +151,8 @@ def generate_mixed_source(
         "format": "market1501",
         "domain": "source",
         "mixed_source_seed": seed,
-        "identities": parts * identities,
+        "base": str(base) if base is not None else None,
+        "identities": parts * identities + len({pid for pid, _ in base_files.values()}),
         "cameras": n_cameras,
         "height": height,
         "width": width,
@@ -138,12 +169,19 @@ def main(argv=None) -> int:
     p.add_argument("--parts", type=int, default=8, help="randomly styled parts")
     p.add_argument("--identities", type=int, default=12, help="per part; the first half of each part trains")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base", type=Path, help="a Market-1501 folder copied in first (e.g. DIR/source of the tuned pair)")
     args = p.parse_args(argv)
     return run_generator(
         args,
         lambda: {
             "source": generate_mixed_source(
-                args.out, args.parts, args.identities, height=args.height, width=args.width, seed=args.seed
+                args.out,
+                args.parts,
+                args.identities,
+                height=args.height,
+                width=args.width,
+                seed=args.seed,
+                base=args.base,
             )
         },
     )

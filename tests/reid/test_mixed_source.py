@@ -1,5 +1,5 @@
 """The mixed-style source: parts renumbered apart (identities and cameras), styles drawn per part away from the
-held-out presets, the train/test split of every part kept, and the CLI's errors."""
+held-out presets, the train/test split of every part kept, a base folder copied in first, and the errors."""
 
 import json
 import re
@@ -8,7 +8,7 @@ import pytest
 
 from reid.data import mixed_source, read_dataset
 from reid.data.domains import DOMAINS, TUNED_SEEDS
-from reid.data.synthetic import FIGURES, SPLITS
+from reid.data.synthetic import FIGURES, SPLITS, generate
 
 MARKET = re.compile(r"^(\d{4})_c(\d+)s1_\d{6}_00\.jpg$")
 
@@ -40,3 +40,22 @@ def test_errors_name_the_option(tmp_path, capsys):
         mixed_source.generate_mixed_source(tmp_path, parts=30, cameras=(2, 4))
     assert mixed_source.main(["--out", str(tmp_path), "--height", "8"]) == 2
     assert "--height" in capsys.readouterr().err
+
+
+def test_base_folder_is_copied_first_and_the_parts_follow_it(tmp_path):
+    generate(tmp_path / "pair", identities=4, cameras=3, images_per_camera=1, height=32, width=16, domains=("source",))
+    base = tmp_path / "pair" / "source"
+    meta = mixed_source.generate_mixed_source(tmp_path / "mixed", parts=2, identities=4, height=32, width=16, base=base)
+    out = tmp_path / "mixed" / "source"
+    for split in SPLITS:
+        for image in (base / split).glob("*.jpg"):
+            assert (out / split / image.name).read_bytes() == image.read_bytes()
+    added = [MARKET.match(f.name).groups() for s in SPLITS for f in (out / s).glob("*.jpg")]
+    added = [(int(p), int(c)) for p, c in added if int(p) > 4]
+    assert {p for p, _ in added} == set(range(101, 109))  # the next hundred above the base's identities 1-4
+    assert min(c for _, c in added) == 4 and max(c for _, c in added) == meta["cameras"]  # after cameras 1-3
+    assert meta["identities"] == 12
+    with pytest.raises(ValueError, match="base"):
+        mixed_source.generate_mixed_source(tmp_path / "x", parts=1, identities=2, base=tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="base"):
+        mixed_source.generate_mixed_source(tmp_path / "mixed", parts=1, identities=2, base=out)
