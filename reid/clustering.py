@@ -1,7 +1,7 @@
 """Clustering for pseudo-labels. K-means in torch: k-means++ seeding and Lloyd iterations with chunked distances,
 so memory stays at chunk_size x K extra however large the target set; deterministic for a seed on CPU and CUDA.
-Feature conditioning before it (camera_normalize, reciprocal_expansion) and diagnostics (cluster_purity by
-identity; camera_purity and camera_chance by camera)."""
+Feature conditioning before it (camera_normalize, reciprocal_expansion; condition_features chains them) and
+diagnostics (cluster_purity by identity; camera_purity and camera_chance by camera)."""
 
 from __future__ import annotations
 
@@ -112,33 +112,63 @@ def kmeans(
     return labels, centroids
 
 
-def camera_normalize(features: Tensor, cams: Tensor) -> Tensor:
-    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and each
-    dimension divided by its std within that camera, so the clusters follow identities rather than the cameras'
-    colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id work)."""
+def camera_normalize(features: Tensor, cams: Tensor, scale: bool = True) -> Tensor:
+    """Per-camera standardisation [N, D] -> [N, D] L2-normalised: each camera's mean is subtracted and (with
+    `scale`) each dimension divided by its std within that camera, so the clusters follow identities rather than
+    the cameras' colour and exposure (the camera ids of unlabelled images are known, as in most unsupervised re-id
+    work)."""
+    if cams.shape != features.shape[:1]:
+        raise ValueError(f"cams: expected [{len(features)}] camera ids, got {list(cams.shape)}")
     out = torch.empty_like(features)
     for cam in cams.unique():
         mask = cams == cam
         part = features[mask]
-        std = part.std(dim=0, unbiased=False) if len(part) > 1 else torch.ones_like(part[0])
-        out[mask] = (part - part.mean(dim=0)) / (std + 1e-6)
+        out[mask] = part - part.mean(dim=0)
+        if scale and len(part) > 1:
+            out[mask] /= part.std(dim=0, unbiased=False) + 1e-6
     return F.normalize(out, dim=1)
 
 
-def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096) -> Tensor:
+def reciprocal_expansion(features: Tensor, k: int, chunk_size: int = 4096, cams: Tensor | None = None) -> Tensor:
     """Each L2-normalised feature [N, D] averaged with its k-reciprocal neighbours (j among i's k nearest and i
     among j's), then re-normalised: the neighbourhood consensus that MMT/SpCL get from k-reciprocal Jaccard
-    distances, in a form K-means can take. Memory N x k (distances in chunks)."""
-    k = min(k, len(features) - 1)
+    distances, in a form K-means can take. With `cams` [N], neighbours are looked for only among images of other
+    cameras (as camera-aware proxy methods pair images across cameras), so the averaging pulls an image toward its
+    look-alikes in other cameras instead of toward its own camera's. Memory N x k (distances in chunks)."""
+    n = len(features)
+    if cams is not None:
+        if cams.shape != (n,):
+            raise ValueError(f"cams: expected [{n}] camera ids, got {list(cams.shape)}")
+        k = min(k, n - int(torch.unique(cams, return_counts=True)[1].max()))  # images outside the largest camera
+    k = min(k, n - 1)
     if k < 1:
         return features
-    nearest = torch.cat(
-        [torch.cdist(part, features).topk(k + 1, largest=False).indices[:, 1:] for part in features.split(chunk_size)]
-    )
-    rows = torch.arange(len(features), device=features.device)
+    nearest = []
+    for start in range(0, n, chunk_size):
+        d = torch.cdist(features[start : start + chunk_size], features)
+        if cams is None:
+            nearest.append(d.topk(k + 1, largest=False).indices[:, 1:])  # the first is the image itself
+        else:
+            d.masked_fill_(cams[start : start + chunk_size, None] == cams[None, :], float("inf"))
+            nearest.append(d.topk(k, largest=False).indices)
+    nearest = torch.cat(nearest)
+    rows = torch.arange(n, device=features.device)
     mutual = (nearest[nearest] == rows[:, None, None]).any(dim=2)  # [N, k]: i is among its neighbour's k nearest
     summed = features + (features[nearest] * mutual.unsqueeze(2).to(features.dtype)).sum(dim=1)
     return F.normalize(summed, dim=1)
+
+
+def condition_features(
+    features: Tensor, cams: Tensor, normalize: bool = False, expansion: int = 0, cross_camera: bool = False
+) -> Tensor:
+    """Stage 2's features for K-means [N, D] -> [N, D]: standardised per camera (`normalize`), then averaged with
+    their `expansion` k-reciprocal neighbours (0: not), looked for among other cameras' images (`cross_camera`)."""
+    if cross_camera and not expansion:
+        raise ValueError("cross_camera: needs expansion > 0 (it picks the k-reciprocal neighbours' cameras)")
+    if expansion < 0:
+        raise ValueError(f"expansion: expected k >= 0, got {expansion}")
+    out = camera_normalize(features, cams) if normalize else features
+    return reciprocal_expansion(out, expansion, cams=cams if cross_camera else None) if expansion else out
 
 
 def cluster_purity(labels: Tensor, truth: Tensor) -> float:
@@ -181,6 +211,7 @@ __all__ = [
     "camera_normalize",
     "camera_purity",
     "cluster_purity",
+    "condition_features",
     "kmeans",
     "kmeans_plusplus",
     "reciprocal_expansion",

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.cli import OneLineParser, print_error
+from common.cli import OneLineParser
 
-from .synthetic import FIGURES, StyleFamily, generate_domain, print_summary
+from .synthetic import FIGURES, StyleFamily, add_output_options, generate_domain, run_generator
 
 TUNED_SEEDS = (0, 1, 2)  # the generator seeds of the pair the configs were tuned on
 
@@ -115,21 +115,10 @@ def generate_held_out(out: str | Path, names=tuple(DOMAINS), height: int = 64, w
 
 def main(argv=None) -> int:
     p = OneLineParser(name_errors=False, prog="python -m reid.data.domains", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, required=True)
+    add_output_options(p)
     p.add_argument("--names", default=",".join(DOMAINS), help=f"comma-separated, from {','.join(DOMAINS)}")
-    p.add_argument("--height", type=int, default=64)
-    p.add_argument("--width", type=int, default=32)
     args = p.parse_args(argv)
-    if args.height < 16 or args.width < 8:
-        return print_error(f"--height must be >= 16 and --width >= 8, got {args.height}x{args.width}")
-    try:
-        meta = generate_held_out(args.out, args.names, args.height, args.width)
-    except ValueError as error:
-        return print_error(f"--{error}")
-    except OSError as error:
-        return print_error(f"--out: cannot write to {args.out}: {error}")
-    print_summary(args.out, meta)
-    return 0
+    return run_generator(args, lambda: generate_held_out(args.out, args.names, args.height, args.width))
 
 
 if __name__ == "__main__":

@@ -724,6 +724,28 @@ def main(argv=None) -> int:
     return 0
 
 
+def add_output_options(parser: OneLineParser) -> None:
+    """--out, --height and --width, the options every data generator's command line has."""
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--height", type=int, default=64)
+    parser.add_argument("--width", type=int, default=32)
+
+
+def run_generator(args, render) -> int:
+    """The end of a generator's command line: check the size, call `render()` -> {domain: metadata}, print the
+    summary; bad values and unwritable folders as one line on stderr and exit code 2."""
+    if args.height < 16 or args.width < 8:
+        return print_error(f"--height must be >= 16 and --width >= 8, got {args.height}x{args.width}")
+    try:
+        meta = render()
+    except ValueError as error:
+        return print_error(f"--{error}")
+    except OSError as error:
+        return print_error(f"--out: cannot write to {args.out}: {error}")
+    print_summary(args.out, meta)
+    return 0
+
+
 def print_summary(out: Path, meta: dict) -> None:
     """One line per domain written: its folder, and images and identities per split."""
     for name, m in meta.items():

@@ -26,6 +26,9 @@ class EvaluatedModule(L.LightningModule):
         self.evaluator.update(features, batch["pid"], batch["camid"], batch["is_query"], batch["index"])
 
     def _log_scores(self, prefix: str) -> None:
+        if self.trainer.sanity_checking:  # its first batches may hold queries only (large query sets): no score
+            self.evaluator.reset()
+            return
         if len(self.evaluator):
             gather = self.all_gather if self.trainer.world_size > 1 else None
             scores = self.evaluator.compute(gather)

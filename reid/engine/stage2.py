@@ -16,12 +16,34 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..cluster_count import estimate_num_clusters
-from ..clustering import camera_chance, camera_normalize, camera_purity, cluster_purity, kmeans, reciprocal_expansion
+from ..clustering import camera_chance, camera_purity, cluster_purity, condition_features, kmeans
 from ..losses import stage2_loss
 from ..models.core_reid import CoreReIDNet, ensemble_fusion
 from .checkpoints import read_network
 from .evaluated import EvaluatedModule
 from .optim import adam_with_warmup
+
+
+@torch.no_grad()
+def clustering_features(
+    teacher: CoreReIDNet, student: CoreReIDNet, loader, flip: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ensemble-fused global, upper and lower features ([N, C] each, L2-normalised) of every image the loader
+    gives, in eval mode (both networks are left in eval mode); `flip`: averaged with the mirrored image's (BMFN)."""
+    teacher.eval()
+    student.eval()
+    device = next(teacher.parameters()).device
+    levels: list[list[Tensor]] = [[], [], []]
+    for batch in loader:
+        image = batch["image"].to(device)
+        fused = ensemble_fusion(teacher.forward_parts(image), student.forward_parts(image))
+        if flip:
+            mirror = image.flip(3)
+            flipped = ensemble_fusion(teacher.forward_parts(mirror), student.forward_parts(mirror))
+            fused = tuple(F.normalize(a + b, dim=1) for a, b in zip(fused, flipped, strict=True))
+        for store, f in zip(levels, fused, strict=True):
+            store.append(f)
+    return tuple(torch.cat(parts) for parts in levels)
 
 
 class TargetFinetuner(EvaluatedModule):
@@ -31,8 +53,9 @@ class TargetFinetuner(EvaluatedModule):
     epoch's K-means (reid.cluster_count.estimate_num_clusters on the global level's clustering features: DBSCAN
     on k-reciprocal Jaccard distances with `jaccard_k1`, `jaccard_k2`, `dbscan_min_samples`, and eps the
     `dbscan_quantile` of the (min_samples - 1)-th neighbour distances; its noise counted as identities of the
-    median cluster size). The trunk settings come from the
-    checkpoint."""
+    median cluster size). `camera_normalize`, `neighbor_expansion` (k of the k-reciprocal averaging; 0: off) and
+    `cross_camera_neighbors` (neighbours from other cameras only) condition the clustering features. The trunk
+    settings come from the checkpoint."""
 
     def __init__(
         self,
@@ -53,6 +76,7 @@ class TargetFinetuner(EvaluatedModule):
         kmeans_iters: int = 100,
         camera_normalize: bool = False,
         neighbor_expansion: int = 0,
+        cross_camera_neighbors: bool = False,
         flip_cluster_features: bool = False,
         jaccard_k1: int = 20,
         jaccard_k2: int = 6,
@@ -60,6 +84,10 @@ class TargetFinetuner(EvaluatedModule):
         dbscan_quantile: float = 0.8,
     ):
         super().__init__()
+        if neighbor_expansion < 0 or (cross_camera_neighbors and neighbor_expansion < 1):
+            raise ValueError(
+                f"neighbor_expansion: expected k >= 0, and >= 1 with cross_camera_neighbors, got {neighbor_expansion}"
+            )
         self.save_hyperparameters()
         self.student: CoreReIDNet | None = None
         self.teacher: CoreReIDNet | None = None
@@ -100,33 +128,22 @@ class TargetFinetuner(EvaluatedModule):
     def cluster(self) -> None:
         """K-means on the ensemble-fused features of every target training image, at three levels."""
         dm = self.trainer.datamodule
-        loader = dm.loader(dm.target_train, train=False)
         was_training = self.student.training
-        self.student.eval()
-        self.teacher.eval()
-        levels: list[list[Tensor]] = [[], [], []]
-        for batch in loader:
-            image = batch["image"].to(self.device)
-            fused = ensemble_fusion(self.teacher.forward_parts(image), self.student.forward_parts(image))
-            if self.hparams.flip_cluster_features:  # BMFN: average with the mirrored image's features
-                mirror = image.flip(3)
-                flipped = ensemble_fusion(self.teacher.forward_parts(mirror), self.student.forward_parts(mirror))
-                fused = tuple(F.normalize(a + b, dim=1) for a, b in zip(fused, flipped, strict=True))
-            for store, f in zip(levels, fused, strict=True):
-                store.append(f)
+        levels = clustering_features(
+            self.teacher, self.student, dm.loader(dm.target_train, train=False), self.hparams.flip_cluster_features
+        )
         self.student.train(was_training)
         h = self.hparams
         k = h.num_clusters
-        n = sum(len(f) for f in levels[0])
+        n = len(levels[0])
         if k is not None and k >= n:
             raise ValueError(f"num_clusters: {k} clusters for only {n} target training images")
         cams = torch.tensor([s.camid for s in dm.target_train], device=self.device)
         labels = []
-        for level, parts in enumerate(levels):
-            features = torch.cat(parts)
-            clustered = camera_normalize(features, cams) if h.camera_normalize else features
-            if h.neighbor_expansion:
-                clustered = reciprocal_expansion(clustered, h.neighbor_expansion)
+        for level, features in enumerate(levels):
+            clustered = condition_features(
+                features, cams, h.camera_normalize, h.neighbor_expansion, h.cross_camera_neighbors
+            )
             if k is None:  # estimated once per epoch, on the global level, and used at all three
                 k, found = estimate_num_clusters(
                     clustered,

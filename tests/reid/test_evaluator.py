@@ -44,3 +44,33 @@ def test_duplicates_by_index_count_once_and_reset_forgets():
     assert evaluator.compute() == pytest.approx(once)
     with pytest.raises(ValueError, match="nothing collected"):
         evaluator.compute()
+
+
+def test_sanity_check_with_queries_only_is_not_scored():
+    """Lightning's sanity check runs the first validation batches only; with many queries they hold no gallery
+    image. The modules skip scoring then, and still score (and fail loudly) when a real epoch has no gallery."""
+    from types import SimpleNamespace
+
+    from reid.engine.evaluated import EvaluatedModule
+
+    class Stub(EvaluatedModule):
+        inference_net = property(lambda self: SimpleNamespace(embed=lambda x: x.flatten(1)))
+
+    module = Stub()
+    batch = {
+        "image": torch.rand(4, 3, 2, 2),
+        "pid": torch.tensor([1, 1, 2, 2]),
+        "camid": torch.tensor([0, 1, 0, 1]),
+        "is_query": torch.ones(4, dtype=torch.bool),
+        "index": torch.arange(4),
+    }
+    for sanity_checking in (True, False):
+        module._trainer = SimpleNamespace(sanity_checking=sanity_checking, world_size=1)
+        module.on_validation_epoch_start()
+        module.validation_step(batch, 0)
+        if sanity_checking:
+            module.on_validation_epoch_end()
+            assert len(module.evaluator) == 0
+        else:
+            with pytest.raises(ValueError, match="distmat"):
+                module.on_validation_epoch_end()
