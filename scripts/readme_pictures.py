@@ -1,8 +1,9 @@
 """The README's picture of `nvs-render`'s outputs: the input photo, then four of the orbit's views above their
 depth maps, from a folder the command wrote.
 
-    python -m nvs.render nvs/assets/coffee.jpg --out renders
-    python scripts/readme_pictures.py renders/coffee nvs/assets/coffee.jpg docs/images/example-render.png
+    python -m nvs.render demos/assets/examples/synthetic_spheres.png --out renders
+    python scripts/readme_pictures.py renders/synthetic_spheres demos/assets/examples/synthetic_spheres.png \
+        docs/images/example-render.png
 """
 
 from __future__ import annotations
