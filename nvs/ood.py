@@ -10,21 +10,15 @@ view's PSNR is below INPUT_VIEW_MIN_PSNR or its gain over that flat image is bel
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
+from torchmetrics.functional.image import peak_signal_noise_ratio
 
 from .model.nvist import RadianceField
 
 INPUT_VIEW_MIN_PSNR = 16.0  # dB
 INPUT_VIEW_MIN_GAIN = 0.0  # dB above the photo's mean colour
 REAL_DATA_CONFIG = "configs/nvs/nvist_mvimgnet.yaml"  # the recipe to train on real photos (MVImgNet)
-
-
-def psnr(pred: Tensor, target: Tensor) -> float:
-    """PSNR in dB, data range 1."""
-    return 10.0 * math.log10(1.0 / max(float(torch.mean((pred - target) ** 2)), 1e-10))
 
 
 def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float]:
@@ -34,9 +28,10 @@ def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float]:
     camera = dict(fx=field.focal, fy=field.focal, cx=width / 2, cy=height / 2, width=width, height=height)
     rendered = field.render(torch.eye(4)[None], **camera)["rgb"][0].permute(2, 0, 1).cpu()
     image = image.cpu().clamp(0, 1)
-    score = psnr(rendered, image)
+    score = float(peak_signal_noise_ratio(rendered, image, data_range=1.0))
     flat = image.mean(dim=(1, 2), keepdim=True).expand_as(image)
-    return {"psnr": round(score, 3), "gain": round(score - psnr(flat, image), 3)}
+    gain = score - float(peak_signal_noise_ratio(flat, image, data_range=1.0))
+    return {"psnr": round(score, 3), "gain": round(gain, 3)}
 
 
 def notice(scores: dict[str, float], training_data: str | None) -> str | None:
