@@ -103,19 +103,28 @@ def run_stage0(
     trainer: dict[str, Any] | None = None,
     render_batch_size: int = 16,
     progress: bool = False,
+    max_images_per_camera: int | None = None,
 ) -> list[tuple[str, int, int]]:
     """Trains one `CameraStyleGAN` per camera pair in turn (`model`: its init arguments; `trainer`: extra
     `L.Trainer` arguments), saving `out/generators/<a>to<b>.safetensors`; a pair whose generators exist is
     skipped and an interrupted pair resumes from its last checkpoint. Then renders every training image of those
     cameras into every other camera's style under `out/bounding_box_train_camstyle` and lists them in
     `out/camstyle_train.txt` (`path pid camid` per line). Returns the new samples. `progress`: Lightning's bar
-    while each pair trains and a bar on stderr while the images are rendered (both off when False)."""
+    while each pair trains and a bar on stderr while the images are rendered (both off when False).
+    `max_images_per_camera`: each pair trains on at most this many images per camera (`CameraPairData`); every
+    image is rendered all the same."""
     samples = as_triples(samples)
     out = Path(out)
     cameras = sorted({c for _, _, c in samples}) if cameras is None else sorted(set(cameras))
     model = dict(model or {})
     epochs = model.get("constant_epochs", 30) + model.get("decay_epochs", 20)
-    loading = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers)
+    loading = dict(
+        height=height,
+        width=width,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_images_per_camera=max_images_per_camera,
+    )
     generators: dict[tuple[int, int], nn.Module] = {}
     for a, b in camera_pairs(cameras):
         paths = {
