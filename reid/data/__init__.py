@@ -1,7 +1,16 @@
 """Re-id datasets: format readers, samplers, the DataModule and the synthetic generator."""
 
+from .camstyle import match_renders, render_files
 from .datamodule import ReIDData
-from .datasets import IMAGENET_MEAN, IMAGENET_STD, ReIDImages, read_image, test_transform, train_transform
+from .datasets import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CamStyleImages,
+    ReIDImages,
+    read_image,
+    test_transform,
+    train_transform,
+)
 from .formats import (
     DATASETS,
     ReIDSplits,
@@ -18,6 +27,7 @@ from .sampler import IdentitySampler
 
 __all__ = [
     "DATASETS",
+    "CamStyleImages",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "IdentitySampler",
@@ -25,6 +35,7 @@ __all__ = [
     "ReIDImages",
     "ReIDSplits",
     "Sample",
+    "match_renders",
     "read_cuhk03_np",
     "read_dataset",
     "read_folder",
@@ -32,6 +43,7 @@ __all__ = [
     "read_market1501",
     "read_msmt17",
     "relabel",
+    "render_files",
     "split_held_out",
     "test_transform",
     "train_transform",

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from .datasets import ReIDImages, test_transform, train_transform
+from .camstyle import match_renders
+from .datasets import CamStyleImages, ReIDImages, test_transform, train_transform
 from .formats import DATASETS, ReIDSplits, Sample, read_dataset, split_held_out
 from .sampler import IdentitySampler, PseudoLabelSampler
 
@@ -58,6 +59,20 @@ class ReIDData(L.LightningDataModule):
     dataset_kwargs: extra reader arguments per side, e.g. {"source": {"use_val": False}, "target":
     {"variant": "labeled"}}. After setup: source_splits, target_splits, target_train (target training images
     minus the held-out ids), target_val_query, target_val_gallery.
+
+    Camera-style renders (stage 0: the `bounding_box_train_camstyle` folder `python -m reid.gan` writes, or its
+    output folder; names `<original stem>_fake_<a>to<b>.jpg`, each matched to its original training image):
+      - source_camstyle (CORE-ReID's stage 1): the renders join the source training set with their original's
+        pid and camid (`source_renders`; the training loader draws P x K over `source_train`, real + renders, so
+        an epoch has about C times as many batches for C cameras). Validation and test stay real.
+      - target_camstyle (CamStyle for stage 2): `target_train` stays the real images (clustering, pseudo-label
+        indices, diagnostics); `target_renders[i]` lists the renders of target_train[i] (empty without
+        target_camstyle). Renders of held-out identities are dropped (`camstyle_dropped` counts them). After
+        `use_pseudo_labels`, item i of the training loader is target_train[i]'s real image or, with probability
+        `camstyle_prob`, one of its renders, with index i (so it takes i's pseudo-label). The stage-1 target
+        batch (BatchNorm statistics) stays real.
+    A render whose name is not a render name, or whose original is not a training image (nor, on the target, a
+    held-out one), is a ValueError naming the file.
     """
 
     def __init__(
@@ -76,6 +91,9 @@ class ReIDData(L.LightningDataModule):
         dataset_kwargs: dict | None = None,
         style_augment: bool = False,
         pad: int | None = None,
+        source_camstyle: str | None = None,
+        target_camstyle: str | None = None,
+        camstyle_prob: float = 0.5,
     ):
         super().__init__()
         for role, name in (("source", source), ("target", target)):
@@ -93,6 +111,10 @@ class ReIDData(L.LightningDataModule):
             raise ValueError(f"pad: expected >= 0 pixels or None, got {pad}")
         if not 0 <= held_out_fraction < 1:
             raise ValueError(f"held_out_fraction: expected a value in [0, 1), got {held_out_fraction}")
+        if target_camstyle is not None and target is None:
+            raise ValueError(f"target_camstyle: renders of a target ({target_camstyle!r}) but no target dataset")
+        if not 0 <= camstyle_prob <= 1:
+            raise ValueError(f"camstyle_prob: expected a probability in [0, 1], got {camstyle_prob}")
         unknown = set(dataset_kwargs or {}) - {"source", "target"}
         if unknown:
             raise ValueError(f"dataset_kwargs: expected keys 'source' and/or 'target', got {sorted(unknown)}")
@@ -102,6 +124,9 @@ class ReIDData(L.LightningDataModule):
         self.target_train: list[Sample] = []
         self.target_val_query: list[Sample] = []
         self.target_val_gallery: list[Sample] = []
+        self.source_renders: list[Sample] = []
+        self.target_renders: list[list[str]] = []
+        self.camstyle_dropped = 0
         self._pseudo: PseudoLabelSampler | None = None
 
     def setup(self, stage: str | None = None) -> None:
@@ -109,6 +134,12 @@ class ReIDData(L.LightningDataModule):
         kwargs = h.dataset_kwargs or {}
         if self.source_splits is None:
             self.source_splits = read_dataset(h.source, h.source_root, **kwargs.get("source", {}))
+            if h.source_camstyle is not None:
+                train = self.source_splits.train
+                renders, _ = match_renders(h.source_camstyle, train)
+                self.source_renders = [
+                    s._replace(path=p) for s, paths in zip(train, renders, strict=True) for p in paths
+                ]
         if h.target is not None and self.target_splits is None:
             self.target_splits = read_dataset(h.target, h.target_root, **kwargs.get("target", {}))
             self.target_train, self.target_val_query, self.target_val_gallery = split_held_out(
@@ -119,6 +150,26 @@ class ReIDData(L.LightningDataModule):
                     f"held_out_fraction: none of the {h.target} identities held out ({h.held_out_fraction}) was "
                     "seen by two cameras, so there are no validation queries; raise the fraction"
                 )
+            self.target_renders = [[] for _ in self.target_train]
+            if h.target_camstyle is not None:
+                held_out = self.target_val_query + self.target_val_gallery
+                self.target_renders, self.camstyle_dropped = match_renders(
+                    h.target_camstyle, self.target_train, held_out
+                )
+
+    @property
+    def source_train(self) -> list[Sample]:
+        """The source training images stage 1 draws from: the real ones, then their renders (source_camstyle)."""
+        return self._splits(self.source_splits).train + self.source_renders
+
+    def target_render_samples(self) -> tuple[list[Sample], list[int]]:
+        """Every target render as a Sample (its original's pid and camid) and the index of its original in
+        target_train, in target_train order (e.g. for clustering features averaged over renders)."""
+        samples, owners = [], []
+        for i, (sample, paths) in enumerate(zip(self.target_train, self.target_renders, strict=True)):
+            samples += [sample._replace(path=p) for p in paths]
+            owners += [i] * len(paths)
+        return samples, owners
 
     def loader(self, samples: Sequence[Sample], train: bool, labels: Sequence[int] | None = None) -> DataLoader:
         """train=True: training augmentation, P x K batches over `labels` (default: the samples' pids; -1 is
@@ -135,7 +186,8 @@ class ReIDData(L.LightningDataModule):
     def use_pseudo_labels(self) -> PseudoLabelSampler:
         """Stage 2: from now on the training loader is the target's training images (training augmentation) in
         P x K batches over pseudo-labels that the module writes into the returned sampler's `labels` at each
-        epoch start. Batches carry `index` (position in target_train) to look the labels up."""
+        epoch start. Batches carry `index` (position in target_train) to look the labels up; with target renders
+        an item is, with probability camstyle_prob, a render of target_train[index] instead of the real image."""
         h = self.hparams
         if h.target is None or not self.target_train:
             raise ValueError("use_pseudo_labels: needs a target dataset with training images (target, target_root)")
@@ -145,8 +197,14 @@ class ReIDData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader | dict[str, DataLoader]:
         h = self.hparams
         if self._pseudo is not None:
-            return self._loader(ReIDImages(self.target_train, self._train_transform()), self._pseudo, True)
-        source = self.loader(self._splits(self.source_splits).train, train=True)
+            if any(self.target_renders):
+                dataset = CamStyleImages(
+                    self.target_train, self.target_renders, h.camstyle_prob, self._train_transform()
+                )
+            else:
+                dataset = ReIDImages(self.target_train, self._train_transform())
+            return self._loader(dataset, self._pseudo, True)
+        source = self.loader(self.source_train, train=True)
         if h.target is None:
             return source
         if not self.target_train:

@@ -110,12 +110,45 @@ class ReIDImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def image_path(self, index: int) -> str:
+        """The file item `index` reads."""
+        return self.samples[index].path
+
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         return {
-            "image": self.transform(read_image(sample.path)),
+            "image": self.transform(read_image(self.image_path(index))),
             "pid": sample.pid if self.labels is None else self.labels[index],
             "camid": sample.camid,
             "index": index,
             "is_query": index < self.num_query,
         }
+
+
+class CamStyleImages(ReIDImages):
+    """CamStyle training: item i is sample i's real image or, with probability `prob`, one of its camera-style
+    renders (`renders[i]`, paths; one chosen uniformly), with sample i's pid (or label), camid and index, so a
+    render inherits its original's (pseudo-)label. Samples without renders always give the real image. The draws
+    use torch's random generator (seeded per DataLoader worker)."""
+
+    def __init__(
+        self,
+        samples: Sequence[Sample],
+        renders: Sequence[Sequence[str]],
+        prob: float,
+        transform: Callable | None,
+        labels: Sequence[int] | None = None,
+    ):
+        super().__init__(samples, transform, labels)
+        if len(renders) != len(samples):
+            raise ValueError(f"renders: expected one list per sample ({len(samples)}), got {len(renders)}")
+        if not 0 <= prob <= 1:
+            raise ValueError(f"prob: expected a probability in [0, 1], got {prob}")
+        self.renders = [list(r) for r in renders]
+        self.prob = prob
+
+    def image_path(self, index: int) -> str:
+        renders = self.renders[index]
+        if renders and self.prob > 0 and torch.rand(()).item() < self.prob:
+            return renders[int(torch.randint(len(renders), ()))]
+        return self.samples[index].path

@@ -46,6 +46,40 @@ def clustering_features(
     return tuple(torch.cat(parts) for parts in levels)
 
 
+def average_with_renders(features: Tensor, render_features: Tensor, owners: Tensor) -> Tensor:
+    """Row i: the L2-normalised mean of features[i] and the rows of `render_features` whose `owners` entry is i
+    (an image's camera-style renders: the same person as if seen by the other cameras, so what the mean keeps is
+    less tied to the camera that took it). Rows without renders are only normalised."""
+    return F.normalize(features.index_add(0, owners.to(features.device), render_features), dim=1)
+
+
+def _target_renders(dm) -> tuple[list, list[int]]:
+    """The datamodule's target renders (samples, index of their original in target_train); an error if none."""
+    renders = getattr(dm, "target_render_samples", None)
+    samples, owners = renders() if renders is not None else ([], [])
+    if not samples:
+        raise ValueError(
+            "camstyle_cluster_features: the datamodule has no target renders; give ReIDData(target_camstyle=...) the "
+            "bounding_box_train_camstyle folder that python -m reid.gan writes for the target"
+        )
+    return samples, owners
+
+
+@torch.no_grad()
+def target_clustering_features(
+    teacher: CoreReIDNet, student: CoreReIDNet, dm, flip: bool = False, camstyle: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`clustering_features` of the datamodule's target training images, in target_train order; `camstyle`:
+    each averaged with its renders' (`average_with_renders`, the renders read with the evaluation transform)."""
+    levels = clustering_features(teacher, student, dm.loader(dm.target_train, train=False), flip)
+    if camstyle:
+        samples, owners = _target_renders(dm)
+        rendered = clustering_features(teacher, student, dm.loader(samples, train=False), flip)
+        owners = torch.tensor(owners, dtype=torch.long)
+        levels = tuple(average_with_renders(f, r, owners) for f, r in zip(levels, rendered, strict=True))
+    return levels
+
+
 class TargetFinetuner(EvaluatedModule):
     """Stage 2. `source_checkpoint`: a stage-1 Lightning checkpoint (.ckpt) or a model saved with
     `reid.save_model` (.safetensors); its classifier is dropped. `num_clusters`: K for all three levels
@@ -54,8 +88,10 @@ class TargetFinetuner(EvaluatedModule):
     on k-reciprocal Jaccard distances with `jaccard_k1`, `jaccard_k2`, `dbscan_min_samples`, and eps the
     `dbscan_quantile` of the (min_samples - 1)-th neighbour distances; its noise counted as identities of the
     median cluster size). `camera_normalize`, `neighbor_expansion` (k of the k-reciprocal averaging; 0: off) and
-    `cross_camera_neighbors` (neighbours from other cameras only) condition the clustering features. The trunk
-    settings come from the checkpoint."""
+    `cross_camera_neighbors` (neighbours from other cameras only) condition the clustering features.
+    `camstyle_cluster_features`: each real target image's clustering feature is the normalised mean of its own and
+    its camera-style renders' (ReIDData(target_camstyle=...); an error without renders), before that conditioning.
+    The trunk settings come from the checkpoint."""
 
     def __init__(
         self,
@@ -78,6 +114,7 @@ class TargetFinetuner(EvaluatedModule):
         neighbor_expansion: int = 0,
         cross_camera_neighbors: bool = False,
         flip_cluster_features: bool = False,
+        camstyle_cluster_features: bool = False,
         jaccard_k1: int = 20,
         jaccard_k2: int = 6,
         dbscan_min_samples: int = 4,
@@ -109,6 +146,8 @@ class TargetFinetuner(EvaluatedModule):
 
     def setup(self, stage: str) -> None:
         if stage == "fit" and self._sampler is None:  # also when the network was built in __init__
+            if self.hparams.camstyle_cluster_features:
+                _target_renders(self.trainer.datamodule)  # fail before training, not at the first clustering
             self._sampler = self.trainer.datamodule.use_pseudo_labels()
         if self.student is not None:
             return
@@ -129,8 +168,8 @@ class TargetFinetuner(EvaluatedModule):
         """K-means on the ensemble-fused features of every target training image, at three levels."""
         dm = self.trainer.datamodule
         was_training = self.student.training
-        levels = clustering_features(
-            self.teacher, self.student, dm.loader(dm.target_train, train=False), self.hparams.flip_cluster_features
+        levels = target_clustering_features(
+            self.teacher, self.student, dm, self.hparams.flip_cluster_features, self.hparams.camstyle_cluster_features
         )
         self.student.train(was_training)
         h = self.hparams

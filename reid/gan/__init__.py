@@ -20,7 +20,7 @@ from .cli import main
 from .data import IMAGE_SUFFIXES, MARKET_STYLE, CameraPairData, load_image, read_train_samples
 from .module import CameraStyleGAN, ImagePool, cyclegan_lr_factor, lsgan_loss
 from .networks import PatchDiscriminator, ResnetBlock, ResnetGenerator, init_weights, load_generator, save_generator
-from .stage0 import camera_pairs, run_stage0, style_name, write_style_augmented
+from .stage0 import camera_pairs, parse_style_name, run_stage0, style_name, write_style_augmented
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -38,6 +38,7 @@ __all__ = [
     "load_image",
     "lsgan_loss",
     "main",
+    "parse_style_name",
     "read_train_samples",
     "run_stage0",
     "save_generator",

@@ -40,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--num-workers", type=int, default=4)
+    p.add_argument(
+        "--max-images-per-camera",
+        type=int,
+        default=None,
+        help="train each pair on at most this many images per camera (evenly spaced; all are rendered)",
+    )
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
     p.add_argument("--precision", default=None)
@@ -49,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     decay = round(0.4 * args.epochs) if args.decay_epochs is None else args.decay_epochs
     if args.epochs < 1 or not 0 <= decay <= args.epochs:
         p.error(f"--epochs/--decay-epochs: need epochs >= 1 and 0 <= decay <= epochs, got {args.epochs}/{decay}")
+    if args.max_images_per_camera is not None and args.max_images_per_camera < 1:
+        p.error(f"--max-images-per-camera: expected a positive count, got {args.max_images_per_camera}")
     try:
         samples = read_train_samples(args.root, args.dataset)
     except (FileNotFoundError, ValueError) as error:
@@ -81,7 +89,17 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     height, width = args.size
     progress = not args.quiet and sys.stderr.isatty()
     new = run_stage0(
-        samples, args.out, cameras, height, width, model, args.batch_size, args.num_workers, trainer, progress=progress
+        samples,
+        args.out,
+        cameras,
+        height,
+        width,
+        model,
+        args.batch_size,
+        args.num_workers,
+        trainer,
+        progress=progress,
+        max_images_per_camera=args.max_images_per_camera,
     )
     print(f"wrote {len(new)} camera-style images to {Path(args.out) / 'bounding_box_train_camstyle'}")
     return new

@@ -91,10 +91,22 @@ class _UnpairedCameras(Dataset):
         return {"a": self._load(self.paths_a[i % len(self.paths_a)]), "b": self._load(self.paths_b[b])}
 
 
+def _evenly_spaced(paths: list[str], count: int | None) -> list[str]:
+    """`count` of `paths` at evenly spaced positions (first and last included); all of them when count is None or
+    not smaller."""
+    if count is None or count >= len(paths):
+        return paths
+    if count == 1:
+        return paths[:1]
+    return [paths[round(i * (len(paths) - 1) / (count - 1))] for i in range(count)]
+
+
 class CameraPairData(L.LightningDataModule):
     """Unpaired images of two cameras of a re-id training split, as batches {"a": [B,3,H,W], "b": ...} in [-1, 1].
     Samples come from `samples` when given ((path, pid, camid), (path, camid) or `Sample`s), else from `dataset`
-    under `root`. Validation: the first `val_images` of each camera, unaugmented, for the style grids."""
+    under `root`. Validation: the first `val_images` of each camera, unaugmented, for the style grids.
+    `max_images_per_camera`: train on at most this many images of each camera, evenly spaced in the samples' order (a
+    Market-style folder sorts by identity, so the subset spans the identities); None: all of them."""
 
     def __init__(
         self,
@@ -108,6 +120,7 @@ class CameraPairData(L.LightningDataModule):
         num_workers: int = 4,
         val_images: int = 4,
         samples: list[Any] | None = None,
+        max_images_per_camera: int | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["samples"])
@@ -115,6 +128,8 @@ class CameraPairData(L.LightningDataModule):
             raise ValueError(f"camera_b: must differ from camera_a, both are {camera_a}")
         if height % 4 or width % 4:
             raise ValueError(f"height, width: must be multiples of 4, got {height}x{width}")
+        if max_images_per_camera is not None and max_images_per_camera < 1:
+            raise ValueError(f"max_images_per_camera: expected >= 1 or None, got {max_images_per_camera}")
         self.samples = None if samples is None else as_triples(samples)
         self.paths_a: list[str] = []
         self.paths_b: list[str] = []
@@ -122,8 +137,8 @@ class CameraPairData(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         h = self.hparams
         samples = self.samples if self.samples is not None else read_train_samples(h.root, h.dataset)
-        self.paths_a = [p for p, _, c in samples if c == h.camera_a]
-        self.paths_b = [p for p, _, c in samples if c == h.camera_b]
+        self.paths_a = _evenly_spaced([p for p, _, c in samples if c == h.camera_a], h.max_images_per_camera)
+        self.paths_b = _evenly_spaced([p for p, _, c in samples if c == h.camera_b], h.max_images_per_camera)
         for cam, paths in ((h.camera_a, self.paths_a), (h.camera_b, self.paths_b)):
             if not paths:
                 cams = sorted({c for _, _, c in samples})

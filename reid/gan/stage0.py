@@ -4,6 +4,7 @@ training image in every other camera's style (the augmented training set)."""
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -24,6 +25,22 @@ from .networks import load_generator, save_generator
 def style_name(path: str | Path, camera_from: int, camera_to: int) -> str:
     """CamStyle's name for `path` rendered from camera a into camera b: `<stem>_fake_<a+1>to<b+1>.jpg`."""
     return f"{Path(path).stem}_fake_{camera_from + 1}to{camera_to + 1}.jpg"
+
+
+_STYLE_STEM = re.compile(r"^(.+)_fake_([1-9]\d*)to([1-9]\d*)$")
+
+
+def parse_style_name(path: str | Path) -> tuple[str, int, int]:
+    """The inverse of `style_name`: (the original's stem, camera_from, camera_to), cameras 0-based, from a render's
+    path or file name (any image suffix). A name that `style_name` cannot have written (no `_fake_<a>to<b>` at
+    the end of the stem, a camera 0, or a = b) is a ValueError naming the file."""
+    match = _STYLE_STEM.match(Path(path).stem)
+    if match is None or match[2] == match[3]:
+        raise ValueError(
+            f"{path}: not a camera-style render name; expected <original stem>_fake_<a>to<b>.jpg with 1-based "
+            "cameras a != b (as python -m reid.gan writes them)"
+        )
+    return match[1], int(match[2]) - 1, int(match[3]) - 1
 
 
 @torch.no_grad()
@@ -86,19 +103,28 @@ def run_stage0(
     trainer: dict[str, Any] | None = None,
     render_batch_size: int = 16,
     progress: bool = False,
+    max_images_per_camera: int | None = None,
 ) -> list[tuple[str, int, int]]:
     """Trains one `CameraStyleGAN` per camera pair in turn (`model`: its init arguments; `trainer`: extra
     `L.Trainer` arguments), saving `out/generators/<a>to<b>.safetensors`; a pair whose generators exist is
     skipped and an interrupted pair resumes from its last checkpoint. Then renders every training image of those
     cameras into every other camera's style under `out/bounding_box_train_camstyle` and lists them in
     `out/camstyle_train.txt` (`path pid camid` per line). Returns the new samples. `progress`: Lightning's bar
-    while each pair trains and a bar on stderr while the images are rendered (both off when False)."""
+    while each pair trains and a bar on stderr while the images are rendered (both off when False).
+    `max_images_per_camera`: each pair trains on at most this many images per camera (`CameraPairData`); every
+    image is rendered all the same."""
     samples = as_triples(samples)
     out = Path(out)
     cameras = sorted({c for _, _, c in samples}) if cameras is None else sorted(set(cameras))
     model = dict(model or {})
     epochs = model.get("constant_epochs", 30) + model.get("decay_epochs", 20)
-    loading = dict(height=height, width=width, batch_size=batch_size, num_workers=num_workers)
+    loading = dict(
+        height=height,
+        width=width,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        max_images_per_camera=max_images_per_camera,
+    )
     generators: dict[tuple[int, int], nn.Module] = {}
     for a, b in camera_pairs(cameras):
         paths = {

@@ -20,6 +20,7 @@ from reid.gan import (
     load_image,
     lsgan_loss,
     main,
+    parse_style_name,
     read_train_samples,
     save_generator,
     style_name,
@@ -255,6 +256,7 @@ def test_cli_runs_stage0_over_all_camera_pairs(tmp_path, capsys):
             "--accelerator", "cpu", "--devices", "1"]  # fmt: skip
     new = main(argv)
     assert len(new) == 9 * 2  # every image into each of the two other cameras' styles
+    assert {parse_style_name(path)[1:] for path, _, _ in new} == {(a, b) for a in range(3) for b in range(3) if a != b}
     generators = sorted(p.name for p in (tmp_path / "out" / "generators").glob("*.safetensors"))
     assert generators == sorted(f"{a}to{b}.safetensors" for a in range(3) for b in range(3) if a != b)
     lines = (tmp_path / "out" / "camstyle_train.txt").read_text().splitlines()
@@ -265,12 +267,31 @@ def test_cli_runs_stage0_over_all_camera_pairs(tmp_path, capsys):
     assert (tmp_path / "out" / "generators" / "0to1.safetensors").stat().st_mtime_ns == stamp
 
 
+def test_cli_max_images_per_camera_limits_training_not_rendering(tmp_path, monkeypatch):
+    from reid.gan import stage0
+
+    make_cameras(tmp_path / "data", per_camera=5, cameras=(0, 1))
+    trained = []
+
+    class Recorded(CameraPairData):
+        def setup(self, stage=None):
+            super().setup(stage)
+            trained.append((len(self.paths_a), len(self.paths_b)))
+
+    monkeypatch.setattr(stage0, "CameraPairData", Recorded)
+    new = main(["--root", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--size", "32x16", "--epochs", "1",
+                "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--n-layers-d", "2", "--num-workers", "0",
+                "--accelerator", "cpu", "--devices", "1", "--max-images-per-camera", "2"])  # fmt: skip
+    assert trained == [(2, 2)] and len(new) == 10  # trained on 2 per camera, all 5 + 5 rendered
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
         (["--size", "30x16"], "--size"),
         (["--cameras", "0,9"], "--cameras"),
         (["--epochs", "0"], "--epochs"),
+        (["--max-images-per-camera", "0"], "--max-images-per-camera"),
         (["--dataset", "msmt17"], "dataset"),
         (["--root", "/nonexistent"], "root"),
     ],
@@ -298,3 +319,19 @@ def test_pair_data_batches_and_errors(tmp_path):
     with pytest.raises(ValueError, match="camera_b"):
         CameraPairData(camera_a=1, camera_b=1)
     assert F.l1_loss(load_image(samples[0][0], 32, 16), load_image(samples[0][0], 32, 16)) == 0
+
+
+def test_pair_data_trains_on_at_most_max_images_per_camera(tmp_path):
+    make_cameras(tmp_path, per_camera=7, cameras=(0, 1))
+    samples = read_train_samples(tmp_path)
+    cam0 = [p for p, _, c in samples if c == 0]
+    cam1 = [p for p, _, c in samples if c == 1]
+    for count, expected in ((3, [0, 3, 6]), (4, [0, 2, 4, 6]), (1, [0]), (7, list(range(7))), (50, list(range(7)))):
+        data = CameraPairData(camera_a=1, camera_b=0, num_workers=0, samples=samples, max_images_per_camera=count)
+        data.setup("fit")
+        assert data.paths_a == [cam1[i] for i in expected] and data.paths_b == [cam0[i] for i in expected]
+    whole = CameraPairData(camera_a=1, camera_b=0, samples=samples)
+    whole.setup("fit")
+    assert whole.paths_a == cam1 and whole.paths_b == cam0
+    with pytest.raises(ValueError, match="max_images_per_camera"):
+        CameraPairData(samples=samples, max_images_per_camera=0)
