@@ -8,12 +8,14 @@ DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out 
 source (`python -m reid.data.synthetic --out D --identities 96` then D/source). For each domain and seed:
   - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics;
   - stage 2: configs/reid/synthetic_target_tiny_cpu.yaml from stage 1's best checkpoint, plus the extra arguments
-    after `--` (a recipe named by --recipe);
-  - upper bound (--upper-bound): stage 1's config trained on the target's own labelled training identities.
-Every model is its run's best checkpoint on validation identities held out of the target's training set (the
-upper bound, which trained on those identities, its last); test mAP is computed here from the exported network's
-embeddings on the target's test query and gallery, never by the module's own evaluation code. Every finished run
-appends one JSON line to --out, and runs already there are skipped, so a stopped sweep resumes.
+    after `--` (a recipe named by --recipe; `{domain}` in them becomes the domain's name, e.g. for per-domain
+    folders of camera-style renders);
+  - upper bound (--upper-bound): the same stage 2 with the target's true identities in place of the clusters
+    (`true_labels`), i.e. what this stage reaches when its pseudo-labels are perfect.
+Every model is its run's best checkpoint on validation identities held out of the target's training set; test
+mAP is computed here from the exported network's embeddings on the target's test query and gallery, never by the
+module's own evaluation code. Every finished run appends one JSON line to --out, and runs already there are
+skipped, so a stopped sweep resumes.
 """
 
 from __future__ import annotations
@@ -129,20 +131,19 @@ def pipeline(args, results: Results, domain: str, seed: int) -> None:
         results.add({**base, "run": "stage1", **test_map(best_checkpoint(stage1), target)})
     if (domain, seed, args.recipe) not in results.done:
         init = ["--model.init_args.source_checkpoint", str(best_checkpoint(stage1))]
-        stage2 = fit("synthetic_target_tiny_cpu.yaml", work / args.recipe, seed, *roots, *init, *args.stage2_args)
+        recipe = [a.replace("{domain}", domain) for a in args.stage2_args]
+        stage2 = fit("synthetic_target_tiny_cpu.yaml", work / args.recipe, seed, *roots, *init, *recipe)
         row = {**base, "run": args.recipe, "stage2_args": args.stage2_args}
         results.add({**row, **test_map(best_checkpoint(stage2), target), **stage2_diagnostics(stage2)})
-
-
-def upper_bound(args, results: Results, domain: str, seed: int) -> None:
-    """Supervised training on the target's own labelled training identities (the same config as stage 1)."""
-    if (domain, seed, "upper_bound") in results.done:
-        return
-    target = str(args.data / domain)
-    roots = ["--data.init_args.source_root", target, "--data.init_args.target_root", target]
-    log = fit("synthetic_source_tiny_cpu.yaml", args.work / domain / f"seed{seed}" / "upper_bound", seed, *roots)
-    row = {"domain": domain, "seed": seed, "run": "upper_bound", "source": target}
-    results.add({**row, **test_map(log / "checkpoints" / "last.ckpt", args.data / domain)})
+    if args.upper_bound and (domain, seed, f"{args.recipe}_true_labels") not in results.done:
+        init = ["--model.init_args.source_checkpoint", str(best_checkpoint(stage1))]
+        recipe = [a.replace("{domain}", domain) for a in args.stage2_args]
+        recipe += ["--model.init_args.true_labels", "true"]
+        log = fit("synthetic_target_tiny_cpu.yaml", work / f"{args.recipe}_true_labels", seed, *roots, *init, *recipe)
+        row = {**base, "run": f"{args.recipe}_true_labels", "stage2_args": recipe}
+        results.add(
+            {**row, **test_map(best_checkpoint(log), target), "best_epoch": stage2_diagnostics(log)["best_epoch"]}
+        )
 
 
 def main(argv=None) -> int:
@@ -166,8 +167,6 @@ def main(argv=None) -> int:
     tasks = [(d, int(s)) for s in args.seeds.split(",") for d in args.domains.split(",")]
     with ThreadPoolExecutor(args.jobs) as pool:
         futures = [pool.submit(pipeline, args, results, d, s) for d, s in tasks]
-        if args.upper_bound:
-            futures += [pool.submit(upper_bound, args, results, d, s) for d, s in tasks]
         for future in futures:
             future.result()
     return 0

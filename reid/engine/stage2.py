@@ -91,6 +91,8 @@ class TargetFinetuner(EvaluatedModule):
     `cross_camera_neighbors` (neighbours from other cameras only) condition the clustering features.
     `camstyle_cluster_features`: each real target image's clustering feature is the normalised mean of its own and
     its camera-style renders' (ReIDData(target_camstyle=...); an error without renders), before that conditioning.
+    `true_labels`: the target's true identities replace the clusters (a supervised upper bound of this stage for
+    measurements on labelled data; never for adaptation).
     The trunk settings come from the checkpoint."""
 
     def __init__(
@@ -115,6 +117,7 @@ class TargetFinetuner(EvaluatedModule):
         cross_camera_neighbors: bool = False,
         flip_cluster_features: bool = False,
         camstyle_cluster_features: bool = False,
+        true_labels: bool = False,
         jaccard_k1: int = 20,
         jaccard_k2: int = 6,
         dbscan_min_samples: int = 4,
@@ -178,34 +181,25 @@ class TargetFinetuner(EvaluatedModule):
         if k is not None and k >= n:
             raise ValueError(f"num_clusters: {k} clusters for only {n} target training images")
         cams = torch.tensor([s.camid for s in dm.target_train], device=self.device)
+        truth = torch.tensor([s.pid for s in dm.target_train])
+        if h.true_labels:  # measurement only: the target's own identities replace the clusters at every level
+            identities = torch.unique(truth, return_inverse=True)[1].to(self.device)
+            k = int(identities.max()) + 1
         labels = []
         for level, features in enumerate(levels):
-            clustered = condition_features(
-                features, cams, h.camera_normalize, h.neighbor_expansion, h.cross_camera_neighbors
-            )
-            if k is None:  # estimated once per epoch, on the global level, and used at all three
-                k, found = estimate_num_clusters(
-                    clustered,
-                    k1=h.jaccard_k1,
-                    k2=h.jaccard_k2,
-                    min_samples=h.dbscan_min_samples,
-                    quantile=h.dbscan_quantile,
+            if h.true_labels:
+                assigned, clustered = identities, None
+            else:
+                clustered = condition_features(
+                    features, cams, h.camera_normalize, h.neighbor_expansion, h.cross_camera_neighbors
                 )
-                k = min(max(k, dm.hparams.batch_size // dm.hparams.num_instances), n - 1)  # a P x K batch's P
-                self.log_dict(
-                    {
-                        "train/num_clusters": float(k),
-                        "train/dbscan_eps": found["eps"],
-                        "train/dbscan_noise": found["noise"],
-                        "train/dbscan_clusters": found["dbscan"],
-                    }
-                )
-            assigned, centroids = kmeans(clustered, k, iters=h.kmeans_iters, seed=self.current_epoch)
+                if k is None:  # estimated once per epoch, on the global level, and used at all three
+                    k = self._estimate_k(clustered, n)
+                assigned, _ = kmeans(clustered, k, iters=h.kmeans_iters, seed=self.current_epoch)
             labels.append(assigned)
-            if level == 0:
-                if clustered is not features:  # the classifier acts on the features themselves: their cluster means
-                    sums = torch.zeros_like(centroids).index_add_(0, assigned, features)
-                    centroids = sums / torch.bincount(assigned, minlength=k).clamp(min=1).unsqueeze(1)
+            if level == 0:  # the classifier starts from the means of the features themselves in each cluster
+                sums = features.new_zeros(k, features.shape[1]).index_add_(0, assigned, features)
+                centroids = sums / torch.bincount(assigned, minlength=k).clamp(min=1).unsqueeze(1)
                 old = self.student.classifier
                 self.student.reset_classifier(centroids)
                 self.teacher.reset_classifier(centroids)
@@ -216,11 +210,28 @@ class TargetFinetuner(EvaluatedModule):
         self.log("train/clusters_nonempty", float((sizes > 0).sum()))
         # Diagnostics only (never used for training): how well the global clusters follow the true identities
         # and how much they follow the cameras instead.
-        truth = torch.tensor([s.pid for s in dm.target_train])
         self.log("train/purity", cluster_purity(labels[0].cpu(), truth))
         self.log("train/camera_purity", camera_purity(labels[0].cpu(), cams.cpu()))
         self.log("train/camera_purity_identities", camera_purity(truth, cams.cpu()))
         self.log("train/camera_chance", camera_chance(cams.cpu()))
+
+    def _estimate_k(self, features: Tensor, n: int) -> int:
+        """The number of clusters from the data (DBSCAN on k-reciprocal Jaccard distances), at least a P x K
+        batch's P and below the number of images; logged with what DBSCAN found."""
+        h, dm = self.hparams, self.trainer.datamodule
+        k, found = estimate_num_clusters(
+            features, k1=h.jaccard_k1, k2=h.jaccard_k2, min_samples=h.dbscan_min_samples, quantile=h.dbscan_quantile
+        )
+        k = min(max(k, dm.hparams.batch_size // dm.hparams.num_instances), n - 1)
+        self.log_dict(
+            {
+                "train/num_clusters": float(k),
+                "train/dbscan_eps": found["eps"],
+                "train/dbscan_noise": found["noise"],
+                "train/dbscan_clusters": found["dbscan"],
+            }
+        )
+        return k
 
     def _optimise_new_classifier(self, old: torch.nn.Module | None) -> None:
         """When the number of clusters changed, reset_classifier made a new layer: the optimiser drops the old

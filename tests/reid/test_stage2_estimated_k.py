@@ -88,3 +88,26 @@ def test_on_load_checkpoint_resizes_the_classifier(fitted):
     fresh.on_load_checkpoint({"state_dict": state})
     fresh.load_state_dict(state)
     assert torch.equal(fresh.teacher.classifier.weight, model.teacher.classifier.weight)
+
+
+def test_true_labels_replace_the_clusters_at_every_level(tmp_path):
+    """The upper-bound option: pseudo-labels are the target's identities (renumbered), purity is 1, and the
+    classifier starts from each identity's mean feature."""
+    generate(tmp_path, identities=16, cameras=2, images_per_camera=2, seed=5)
+    data = ReIDData(
+        "market1501", str(tmp_path / "source"), "market1501", str(tmp_path / "target"), height=64, width=32,
+        batch_size=8, num_instances=4, num_workers=0, held_out_fraction=0.0, pad=2,
+    )  # fmt: skip
+    model = TargetFinetuner(trunk="resnet_reid_tiny", input_size=(64, 32), num_clusters=3, true_labels=True)
+    trainer = L.Trainer(
+        accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, limit_train_batches=1,
+    )  # fmt: skip
+    seen = []
+    model.on_train_epoch_end = lambda: seen.append(dict(trainer.callback_metrics))
+    trainer.fit(model, data)
+    pids = torch.tensor([s.pid for s in data.target_train])
+    renumbered = torch.searchsorted(pids.unique(), pids)
+    assert all(torch.equal(level.cpu(), renumbered) for level in model.pseudo_labels)
+    assert float(seen[0]["train/purity"]) == 1.0
+    assert model.student.classifier.out_features == len(pids.unique()) == 8  # 8 training identities, not K = 3
