@@ -11,7 +11,7 @@ from reid.evaluation import pairwise_distance
 from reid.re_ranking import jaccard_distance
 from tests.reid.test_re_ranking import features, naive_re_ranking
 
-TUNED_K = 40  # num_clusters of configs/reid/synthetic_target_tiny_cpu.yaml
+TUNED_K = 40  # the K the tiny stage-2 config fixed for the tuned pair before it estimated K
 
 
 def blobs(ids: int, seed: int, dim: int = 64, spread: float = 1.0) -> tuple[torch.Tensor, np.ndarray]:
