@@ -1,6 +1,7 @@
-"""The shipped default re-id model embeds images as it did before the reid restructuring (issue 19): the
-expected embeddings in tests/reid/data/shipped_embeddings.npz were computed by the code before the change
-(`python -m tests.reid.test_shipped_embeddings` writes them again)."""
+"""The model shipped before the reid restructuring (issue 19) embeds images as it did then: the expected
+embeddings in tests/reid/data/shipped_embeddings.npz were computed by the code before the change
+(`python -m tests.reid.test_shipped_embeddings` writes them again). That model is kept as a test file,
+tests/reid/data/reid_before_issue19.safetensors; the default model has been retrained since."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import reid
 from tests.saved_outputs import assert_matches_saved
 
 EXPECTED = Path(__file__).with_name("data") / "shipped_embeddings.npz"
+MODEL = Path(__file__).with_name("data") / "reid_before_issue19.safetensors"
 
 
 def inputs() -> np.ndarray:
@@ -29,8 +31,8 @@ def inputs() -> np.ndarray:
 
 
 def compute(images: np.ndarray) -> dict[str, np.ndarray]:
-    """Embeddings of the images as a float tensor and as PIL images, by the shipped model."""
-    model = reid.load_model()
+    """Embeddings of the images as a float tensor and as PIL images, by the model shipped before issue 19."""
+    model = reid.load_model(MODEL)
     tensor = torch.from_numpy(images).float() / 255
     pil = [Image.fromarray(image.transpose(1, 2, 0)) for image in images]
     return {"tensor": model.embed(tensor).numpy(), "pil": model.embed(pil).numpy()}
