@@ -6,7 +6,7 @@ configs: the numbers behind the README's table of adaptation gains on domains th
 
 DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`); SOURCE_ROOT is the labelled
 source (`python -m reid.data.synthetic --out D --identities 96` then D/source). For each domain and seed:
-  - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics;
+  - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics (plus --stage1-args);
   - stage 2: configs/reid/synthetic_target_tiny_cpu.yaml from stage 1's best checkpoint, plus the extra arguments
     after `--` (a recipe named by --recipe; `{domain}` in them becomes the domain's name, e.g. for per-domain
     folders of camera-style renders);
@@ -24,6 +24,7 @@ import argparse
 import csv
 import json
 import os
+import shlex
 import subprocess
 import sys
 import threading
@@ -125,7 +126,7 @@ def pipeline(args, results: Results, domain: str, seed: int) -> None:
     target = args.data / domain
     roots = ["--data.init_args.source_root", str(args.source), "--data.init_args.target_root", str(target)]
     work = args.work / domain / f"seed{seed}"
-    stage1 = fit("synthetic_source_tiny_cpu.yaml", work / "stage1", seed, *roots)
+    stage1 = fit("synthetic_source_tiny_cpu.yaml", work / "stage1", seed, *roots, *shlex.split(args.stage1_args))
     base = {"domain": domain, "seed": seed, "source": str(args.source)}
     if (domain, seed, "stage1") not in results.done:
         results.add({**base, "run": "stage1", **test_map(best_checkpoint(stage1), target)})
@@ -146,6 +147,42 @@ def pipeline(args, results: Results, domain: str, seed: int) -> None:
         )
 
 
+def summarise(rows: list[dict], recipe: str) -> dict:
+    """Per domain: test mAP of stage 1, stage 2 (`recipe`) and its true-label upper bound for every seed, the
+    gains of stage 2 over stage 1, and their means."""
+    table: dict[str, dict] = {}
+    for row in rows:
+        run = {"stage1": "stage1", recipe: "stage2", f"{recipe}_true_labels": "upper_bound"}.get(row["run"])
+        if run:
+            entry = table.setdefault(row["domain"], {"seeds": {}})
+            entry["seeds"].setdefault(row["seed"], {})[run] = row["test_mAP"]
+    for entry in table.values():
+        seeds = {s: v for s, v in sorted(entry["seeds"].items()) if {"stage1", "stage2"} <= set(v)}
+        entry["seeds"] = seeds
+        for run in ("stage1", "stage2", "upper_bound"):
+            values = [v[run] for v in seeds.values() if run in v]
+            entry[f"{run}_mean"] = round(float(np.mean(values)), 4) if values else None
+        gains = [v["stage2"] - v["stage1"] for v in seeds.values()]
+        entry["gain_per_seed"] = [round(g, 4) for g in gains]
+        entry["gain_mean"] = round(float(np.mean(gains)), 4) if gains else None
+    return table
+
+
+def markdown(table: dict) -> str:
+    """The README's table: mean test mAP over the seeds, and each seed's gain."""
+
+    def pct(x):
+        return "–" if x is None else f"{100 * x:.1f} %"
+
+    lines = ["| target | stage 1 | stage 2 | gain per seed | upper bound |", "| --- | --- | --- | --- | --- |"]
+    for domain, e in table.items():
+        gains = " / ".join(f"{100 * g:+.1f}" for g in e["gain_per_seed"])
+        lines.append(
+            f"| {domain} | {pct(e['stage1_mean'])} | {pct(e['stage2_mean'])} | {gains} | {pct(e['upper_bound_mean'])} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -159,8 +196,16 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipe", default="stage2")
     p.add_argument("--upper-bound", action="store_true")
+    p.add_argument("--stage1-args", default="", help="extra arguments of every stage-1 run (one string)")
     p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--summary", type=Path, help="write the per-domain summary of --out here as JSON; run nothing")
     args = p.parse_args(argv)
+    if args.summary:
+        rows = [json.loads(line) for line in args.out.read_text().splitlines()]
+        table = summarise(rows, args.recipe)
+        args.summary.write_text(json.dumps({"recipe": args.recipe, "domains": table, "runs": rows}, indent=1) + "\n")
+        print(markdown(table))
+        return 0
     args.stage2_args = extra
     torch.set_num_threads(1)
     results = Results(args.out)

@@ -264,6 +264,7 @@ FIGURES = {
     "slender": FigureStyle(width=0.75, head=0.9),
     "flat": FigureStyle(shading=0.0),
     "cartoon": FigureStyle(width=1.15, head=1.4, shading=0.0),
+    "lanky": FigureStyle(width=0.9, head=0.8, shading=0.5),
 }
 
 
