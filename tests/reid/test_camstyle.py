@@ -27,12 +27,7 @@ from reid.models.core_reid import ensemble_fusion
 H, W, CAMERAS = 64, 32, 3
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def render(path: str, camera_from: int, camera_to: int, folder: Path) -> Path:

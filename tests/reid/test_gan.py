@@ -31,13 +31,7 @@ TINY = {"ngf": 8, "ndf": 8, "n_blocks": 2, "n_layers_d": 2}
 CASTS = {0: np.array([0.25, 0.0, -0.25]), 1: np.array([-0.25, 0.0, 0.25]), 2: np.array([0.0, 0.2, 0.0])}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions run fastest on one thread, and the test machine's two cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make_cameras(folder, per_camera=16, height=32, width=16, cameras=(0, 1), seed=0):
