@@ -58,20 +58,12 @@ def best_checkpoint(log: Path) -> Path:
 
 def test_map(checkpoint: Path, domain_root: Path) -> dict[str, float]:
     """mAP and rank-1 of a checkpoint's embeddings on a domain's test query and gallery."""
-    from reid import evaluate
-    from reid.data import read_dataset
+    from reid.evaluation import evaluate_folder
     from reid.export import net_from_checkpoint
     from reid.models.inference import ReIDModel
 
-    model = ReIDModel(net_from_checkpoint(checkpoint))
-    splits = read_dataset("market1501", domain_root)
-    samples = splits.query + splits.gallery
-    with torch.no_grad():
-        features = model.embed([s.path for s in samples])
-    nq = len(splits.query)
-    pids, cams = np.array([s.pid for s in samples]), np.array([s.camid for s in samples])
-    scores = evaluate(torch.cdist(features[:nq], features[nq:]), pids[:nq], pids[nq:], cams[:nq], cams[nq:])
-    return {"test_mAP": round(float(scores["mAP"]), 4), "rank1": round(float(scores["cmc"][0]), 4)}
+    scores = evaluate_folder(ReIDModel(net_from_checkpoint(checkpoint)).embed, domain_root)
+    return {"test_mAP": round(scores["mAP"], 4), "rank1": round(scores["rank1"], 4)}
 
 
 def metrics(log: Path) -> dict[str, list[float]]:

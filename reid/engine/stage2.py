@@ -188,7 +188,7 @@ class TargetFinetuner(EvaluatedModule):
         labels = []
         for level, features in enumerate(levels):
             if h.true_labels:
-                assigned, clustered = identities, None
+                assigned = identities
             else:
                 clustered = condition_features(
                     features, cams, h.camera_normalize, h.neighbor_expansion, h.cross_camera_neighbors
