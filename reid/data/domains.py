@@ -96,6 +96,25 @@ DOMAINS = {
                 quality=(50, 85), resolution=(0.6, 1.0), background="indoor", palette="bright", hue_spread=0.6),
         figure="lanky", identities=80, cameras=4, images=(1, 4), coverage=0.75, strength=0.8, seed=53,
     ),
+    # Three more, defined and committed before any run on them, so that at least four domains never took part in
+    # choosing the recipe. Two cameras in one hall, strong casts and contrast, many identities
+    "museum": DomainSpec(
+        _family(cast=(0.25, 0.45), contrast=(0.75, 1.25), blur=(0.3, 0.8), noise=(0.01, 0.03), quality=(50, 80),
+                background="indoor", palette="muted", shared_backdrops=True),
+        figure="broad", identities=100, cameras=2, images=(1, 5), coverage=1.0, strength=1.0, seed=61,
+    ),
+    # three cameras, low resolution, heavy noise and JPEG, dark; the most images per identity and camera
+    "depot": DomainSpec(
+        _family(cast=(0.15, 0.35), brightness=(0.65, 0.95), gamma=(1.0, 1.3), blur=(0.2, 0.6), noise=(0.03, 0.06),
+                quality=(40, 70), resolution=(0.4, 0.8), background="street", palette="bright"),
+        figure="petite", identities=150, cameras=3, images=(1, 6), coverage=0.8, strength=1.1, seed=67,
+    ),
+    # five mild cameras, few identities, each seen by few cameras
+    "plaza": DomainSpec(
+        _family(cast=(0.05, 0.2), blur=(0.0, 0.4), noise=(0.005, 0.015), quality=(75, 95), background="street",
+                palette="muted"),
+        figure="boxy", identities=64, cameras=5, images=(2, 5), coverage=0.65, strength=0.6, seed=71,
+    ),
 }  # fmt: skip
 
 

@@ -265,6 +265,9 @@ FIGURES = {
     "flat": FigureStyle(shading=0.0),
     "cartoon": FigureStyle(width=1.15, head=1.4, shading=0.0),
     "lanky": FigureStyle(width=0.9, head=0.8, shading=0.5),
+    "broad": FigureStyle(width=1.2, head=0.85, shading=0.7),
+    "petite": FigureStyle(width=0.85, head=1.2),
+    "boxy": FigureStyle(width=1.4, head=1.0, shading=0.3),
 }
 
 
