@@ -28,10 +28,12 @@ from .triton_utils import (
     AMPERE_SHARED_MEMORY,
     block_dim,
     dot_mode,
+    load_tile,
     mm,
     new_empty,
     shared_memory_limit,
     state_dtype,
+    store_tile,
     strides,
 )
 
@@ -92,16 +94,8 @@ def _chunk_states(
             p = i
         tl.store(s_ptr + p * ssp, state.to(S.dtype.element_ty), mask=s_mask)
         pos = p * CHUNK + idx
-        bt = tl.load(
-            B_ + b * sbb + h * sbh + pos[:, None] * sbn + offs_a[None, :] * sbd,
-            mask=(pos[:, None] < NB) & (offs_a[None, :] < DA),
-            other=0.0,
-        )
-        ct = tl.load(
-            C_ + b * scb + h * sch + pos[:, None] * scn + offs_c[None, :] * scd,
-            mask=(pos[:, None] < NB) & (offs_c[None, :] < DC),
-            other=0.0,
-        )
+        bt = load_tile(B_ + b * sbb + h * sbh, pos, offs_a, sbn, sbd, NB, DA)
+        ct = load_tile(C_ + b * scb + h * sch, pos, offs_c, scn, scd, NB, DC)
         # [DA, C] @ [C, DC]
         state = state * chunk_decay + mm(tl.trans(bt.to(tl.float32) * weight[:, None]), ct, DOT)
 
@@ -162,21 +156,9 @@ def _chunk_output(
     pos = p * CHUNK + idx
     offs_a = tl.arange(0, BLOCK_DA)
     offs_c = pid_c * BLOCK_DC + tl.arange(0, BLOCK_DC)
-    at = tl.load(
-        A + b * sab + h * sah + pos[:, None] * san + offs_a[None, :] * sad,
-        mask=(pos[:, None] < NA) & (offs_a[None, :] < DA),
-        other=0.0,
-    )
-    bt = tl.load(
-        B_ + b * sbb + h * sbh + pos[:, None] * sbn + offs_a[None, :] * sbd,
-        mask=(pos[:, None] < NB) & (offs_a[None, :] < DA),
-        other=0.0,
-    )
-    ct = tl.load(
-        C_ + b * scb + h * sch + pos[:, None] * scn + offs_c[None, :] * scd,
-        mask=(pos[:, None] < NB) & (offs_c[None, :] < DC),
-        other=0.0,
-    )
+    at = load_tile(A + b * sab + h * sah, pos, offs_a, san, sad, NA, DA)
+    bt = load_tile(B_ + b * sbb + h * sbh, pos, offs_a, sbn, sbd, NB, DA)
+    ct = load_tile(C_ + b * scb + h * sch, pos, offs_c, scn, scd, NB, DC)
     fidx = idx.to(tl.float32)
     rel = fidx[:, None] - fidx[None, :]  # t' − s'
     if MODE == "causal":
@@ -188,22 +170,13 @@ def _chunk_output(
     w = tl.where(inside, tl.exp(-rate * tl.abs(rel)), 0.0)
     scores = mm(at, tl.trans(bt), DOT) * w  # [C, DA] @ [DA, C]
     out = mm(scores, ct, DOT)  # [C, C] @ [C, DC]
-    s_mask = (offs_a[:, None] < DA) & (offs_c[None, :] < DC)
     if MODE != "anticausal":
-        f = tl.load(
-            SF + b * sfb + h * sfh + p * sfp + offs_a[:, None] * sfa + offs_c[None, :] * sfc, mask=s_mask, other=0.0
-        )
+        f = load_tile(SF + b * sfb + h * sfh + p * sfp, offs_a, offs_c, sfa, sfc, DA, DC)
         out += mm(at.to(tl.float32) * tl.exp(-rate * fidx)[:, None], f, DOT)  # [C, DA] @ [DA, DC]
     if MODE != "causal":
-        g = tl.load(
-            SG + b * sgb + h * sgh + p * sgp + offs_a[:, None] * sga + offs_c[None, :] * sgc, mask=s_mask, other=0.0
-        )
+        g = load_tile(SG + b * sgb + h * sgh + p * sgp, offs_a, offs_c, sga, sgc, DA, DC)
         out += mm(at.to(tl.float32) * tl.exp(-rate * (CHUNK - fidx))[:, None], g, DOT)  # [C, DA] @ [DA, DC]
-    tl.store(
-        OUT + b * sob + h * soh + pos[:, None] * son + offs_c[None, :] * sod,
-        out.to(OUT.dtype.element_ty),
-        mask=(pos[:, None] < NA) & (offs_c[None, :] < DC),
-    )
+    store_tile(OUT + b * sob + h * soh, pos, offs_c, son, sod, NA, DC, out)
 
 
 def _tiling(da: int, dc: int, t: Tensor) -> tuple[int, int, int, int]:

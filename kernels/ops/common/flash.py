@@ -20,10 +20,12 @@ from .triton_utils import (
     block_dim,
     dot_mode,
     fp32_tiles,
+    load_tile,
     mm,
     new_empty,
     seq_block,
     shared_memory_limit,
+    store_tile,
     strides,
 )
 
@@ -129,12 +131,7 @@ def _flash_fwd(
     offs_m = start_m + tl.arange(0, BLOCK_M)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    q = tl.load(
-        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-        mask=(offs_m[:, None] < NQ) & (offs_d[None, :] < D),
-        other=0.0,
-    )
-    q = _compute(q, F32)
+    q = _compute(load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, NQ, D), F32)
     k_base = K + b * skb + h * skh
     v_base = V + b * svb + h * svh
     m_i = tl.full([BLOCK_M], float("-inf"), tl.float32)
@@ -143,18 +140,8 @@ def _flash_fwd(
     lo, hi = _key_range(start_m, NK, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = tl.load(
-            k_base + offs_n[:, None] * skn + offs_d[None, :] * skd,
-            mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
-            other=0.0,
-        )
-        k = _compute(k, F32)
-        v = tl.load(
-            v_base + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-            mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
-            other=0.0,
-        )
-        v = _compute(v, F32)
+        k = _compute(load_tile(k_base, offs_n, offs_d, skn, skd, NK, D), F32)
+        v = _compute(load_tile(v_base, offs_n, offs_dv, svn, svd, NK, DV), F32)
         s = mm(q, tl.trans(k), DOT)  # [M, D] @ [D, N]
         ok = _visible(offs_m, offs_n, NK, local_block, CAUSAL, LOCAL)
         if MODE == "softmax":
@@ -173,11 +160,7 @@ def _flash_fwd(
         l_safe = tl.where(l_i == 0.0, 1.0, l_i)
         acc = acc / l_safe[:, None]
         tl.store(LSE + pid_bh * NQ + offs_m, m_i + tl.log2(l_safe), mask=offs_m < NQ)
-    tl.store(
-        O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod,
-        acc.to(O.dtype.element_ty),
-        mask=(offs_m[:, None] < NQ) & (offs_dv[None, :] < DV),
-    )
+    store_tile(O + b * sob + h * soh, offs_m, offs_dv, son, sod, NQ, DV, acc)
 
 
 @triton.jit
@@ -191,9 +174,8 @@ def _row_dot(
     h = pid_bh % H
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
     offs_dv = tl.arange(0, BLOCK_DV)
-    mask = (offs_m[:, None] < N) & (offs_dv[None, :] < DV)
-    o = tl.load(O + b * sob + h * soh + offs_m[:, None] * son + offs_dv[None, :] * sod, mask=mask, other=0.0)
-    do = tl.load(DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd, mask=mask, other=0.0)
+    o = load_tile(O + b * sob + h * soh, offs_m, offs_dv, son, sod, N, DV)
+    do = load_tile(DO + b * sdb + h * sdh, offs_m, offs_dv, sdn, sdd, N, DV)
     tl.store(DELTA + pid_bh * N + offs_m, tl.sum(o.to(tl.float32) * do.to(tl.float32), 1), mask=offs_m < N)
 
 
@@ -281,36 +263,16 @@ def _flash_bwd_dkdv(
     offs_n = start_n + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
-    k = tl.load(
-        K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-        mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
-        other=0.0,
-    )
-    k = _compute(k, F32)
-    v = tl.load(
-        V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-        mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
-        other=0.0,
-    )
-    v = _compute(v, F32)
+    k = _compute(load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, NK, D), F32)
+    v = _compute(load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, NK, DV), F32)
     dk = tl.zeros([BLOCK_N, BLOCK_D], tl.float32)
     dv = tl.zeros([BLOCK_N, BLOCK_DV], tl.float32)
     lo, hi = _query_range(start_n, NQ, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
     for start_m in range(lo, hi, BLOCK_M):
         offs_m = start_m + tl.arange(0, BLOCK_M)
         row = offs_m < NQ
-        q = tl.load(
-            Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-            mask=row[:, None] & (offs_d[None, :] < D),
-            other=0.0,
-        )
-        q = _compute(q, F32)
-        do = tl.load(
-            DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd,
-            mask=row[:, None] & (offs_dv[None, :] < DV),
-            other=0.0,
-        )
-        do = _compute(do, F32)
+        q = _compute(load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, NQ, D), F32)
+        do = _compute(load_tile(DO + b * sdb + h * sdh, offs_m, offs_dv, sdn, sdd, NQ, DV), F32)
         lse = tl.load(LSE + pid_bh * NQ + offs_m, mask=row, other=0.0)
         delta = tl.load(DELTA + pid_bh * NQ + offs_m, mask=row, other=0.0)
         p, ds = _weights_and_grad(
@@ -320,17 +282,8 @@ def _flash_bwd_dkdv(
         ds = tl.where(row[:, None], ds, 0.0)
         dv += mm(tl.trans(p), do, DOT)  # [N, M] @ [M, Dv]
         dk += mm(tl.trans(ds), q, DOT)  # [N, M] @ [M, D]
-    mask_k = (offs_n[:, None] < NK) & (offs_d[None, :] < D)
-    tl.store(
-        DK + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-        (dk * scale).to(DK.dtype.element_ty),
-        mask=mask_k,
-    )
-    tl.store(
-        DV_ + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-        dv.to(DV_.dtype.element_ty),
-        mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
-    )
+    store_tile(DK + b * skb + h * skh, offs_n, offs_d, skn, skd, NK, D, dk * scale)
+    store_tile(DV_ + b * svb + h * svh, offs_n, offs_dv, svn, svd, NK, DV, dv)
 
 
 @triton.jit
@@ -385,45 +338,21 @@ def _flash_bwd_dq(
     offs_d = tl.arange(0, BLOCK_D)
     offs_dv = tl.arange(0, BLOCK_DV)
     row = offs_m < NQ
-    q = tl.load(
-        Q + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-        mask=row[:, None] & (offs_d[None, :] < D),
-        other=0.0,
-    )
-    q = _compute(q, F32)
-    do = tl.load(
-        DO + b * sdb + h * sdh + offs_m[:, None] * sdn + offs_dv[None, :] * sdd,
-        mask=row[:, None] & (offs_dv[None, :] < DV),
-        other=0.0,
-    )
-    do = _compute(do, F32)
+    q = _compute(load_tile(Q + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, NQ, D), F32)
+    do = _compute(load_tile(DO + b * sdb + h * sdh, offs_m, offs_dv, sdn, sdd, NQ, DV), F32)
     lse = tl.load(LSE + pid_bh * NQ + offs_m, mask=row, other=0.0)
     delta = tl.load(DELTA + pid_bh * NQ + offs_m, mask=row, other=0.0)
     dq = tl.zeros([BLOCK_M, BLOCK_D], tl.float32)
     lo, hi = _key_range(start_m, NK, local_block, BLOCK_M, BLOCK_N, CAUSAL, LOCAL)
     for start_n in range(lo, hi, BLOCK_N):
         offs_n = start_n + tl.arange(0, BLOCK_N)
-        k = tl.load(
-            K + b * skb + h * skh + offs_n[:, None] * skn + offs_d[None, :] * skd,
-            mask=(offs_n[:, None] < NK) & (offs_d[None, :] < D),
-            other=0.0,
-        )
-        k = _compute(k, F32)
-        v = tl.load(
-            V + b * svb + h * svh + offs_n[:, None] * svn + offs_dv[None, :] * svd,
-            mask=(offs_n[:, None] < NK) & (offs_dv[None, :] < DV),
-            other=0.0,
-        )
-        v = _compute(v, F32)
+        k = _compute(load_tile(K + b * skb + h * skh, offs_n, offs_d, skn, skd, NK, D), F32)
+        v = _compute(load_tile(V + b * svb + h * svh, offs_n, offs_dv, svn, svd, NK, DV), F32)
         p, ds = _weights_and_grad(
             q, k, v, do, lse, delta, offs_m, offs_n, NK, scale, bias, local_block, MODE, CAUSAL, LOCAL, DOT
         )
         dq += mm(ds, k, DOT)  # [M, N] @ [N, D]
-    tl.store(
-        DQ + b * sqb + h * sqh + offs_m[:, None] * sqn + offs_d[None, :] * sqd,
-        (dq * scale).to(DQ.dtype.element_ty),
-        mask=row[:, None] & (offs_d[None, :] < D),
-    )
+    store_tile(DQ + b * sqb + h * sqh, offs_m, offs_d, sqn, sqd, NQ, D, dq * scale)
 
 
 def _tiles(q: Tensor, v: Tensor) -> tuple[dict, dict, dict]:

@@ -2,7 +2,8 @@
 
 Pass 1 streams the keys once and reduces, in fp32, the D×Dv state Σ ψ(k_j)v_jᵀ and the normaliser
 Σ φ(k_j) (φ: the kind's feature map, ψ: φ rotated by RoPE when given); pass 2 applies them to each
-query tile. Feature maps and RoPE are computed in registers, so φ(q), φ(k) never reach memory.
+query tile. Feature maps and RoPE are computed in registers, so φ(q), φ(k) never reach memory. Tiles are
+loaded in fp32: these kernels are bandwidth-bound, so all their arithmetic is fp32.
 Backward mirrors this: a query pass computes dq and reduces dState, dNormaliser; a key pass gives dk, dv.
 Reductions are split over SPLITS programs per head whose fp32 partials are summed afterwards.
 
@@ -22,11 +23,13 @@ from .triton_utils import (
     HOPPER_SHARED_MEMORY,
     block_dim,
     dot_mode,
+    load_tile,
     mm,
     new_empty,
     reduction_splits,
     seq_block,
     shared_memory_limit,
+    store_tile,
     strides,
     wide_dot_mode,
 )
@@ -62,15 +65,6 @@ def _rope(x, x_partner, sin, cos, sign):
 def _rope_t(g, g_partner, sin_partner, cos, sign):
     """(Rᵀ g)[e] = g[e]cos[e] − sign[e]·g[e^1]·sin[e^1]."""
     return g * cos - sign * g_partner * sin_partner
-
-
-@triton.jit
-def _load_rows(P, off, rows, cols, sn, sd, N, D):
-    """A masked tile in fp32: these kernels are bandwidth-bound, so all their arithmetic is fp32."""
-    x = tl.load(
-        P + off + rows[:, None] * sn + cols[None, :] * sd, mask=(rows[:, None] < N) & (cols[None, :] < D), other=0.0
-    )
-    return x.to(tl.float32)
 
 
 @triton.jit
@@ -144,12 +138,12 @@ def _state_fwd(
     for start in range(split * BLOCK_N, NK, SPLITS * BLOCK_N):
         rows = start + tl.arange(0, BLOCK_N)
         valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
-        k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D)
-        v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV)
+        k = load_tile(K + (b * skb + h * skh), rows, offs_d, skn, skd, NK, D).to(tl.float32)
+        v = load_tile(V + (b * svb + h * svh), rows, offs_dv, svn, svd, NK, DV).to(tl.float32)
         if ROPE:
-            kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
-            sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
-            cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
+            kp = load_tile(K + (b * skb + h * skh), rows, partner, skn, skd, NK, D).to(tl.float32)
+            sin = load_tile(SIN + (b * srb + h * srh), rows, offs_d, srn, srd, NK, D).to(tl.float32)
+            cos = load_tile(COS + (b * scb + h * sch), rows, offs_d, scn, scd, NK, D).to(tl.float32)
         if MODE == "nala":
             k3 = k * k * k
             f_a = tl.maximum(k3, 0.0)
@@ -215,7 +209,7 @@ def _query_terms(
     partner = offs_d ^ 1
     sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
     valid = (rows[:, None] < NQ) & (offs_d[None, :] < D)
-    q = _load_rows(Q, q_off, rows, offs_d, sqn, sqd, NQ, D)
+    q = load_tile(Q + q_off, rows, offs_d, sqn, sqd, NQ, D).to(tl.float32)
     s_ptr = S + st + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     s_a = tl.load(s_ptr)
     s_b = tl.load(s_ptr + BLOCK_D * BLOCK_DV)
@@ -226,9 +220,9 @@ def _query_terms(
     cos = sin
     qp = sin
     if ROPE:
-        qp = _load_rows(Q, q_off, rows, partner, sqn, sqd, NQ, D)
-        sin = _load_rows(SIN, rope_off_s, rows, offs_d, srn, srd, NQ, D)
-        cos = _load_rows(COS, rope_off_c, rows, offs_d, scn, scd, NQ, D)
+        qp = load_tile(Q + q_off, rows, partner, sqn, sqd, NQ, D).to(tl.float32)
+        sin = load_tile(SIN + rope_off_s, rows, offs_d, srn, srd, NQ, D).to(tl.float32)
+        cos = load_tile(COS + rope_off_c, rows, offs_d, scn, scd, NQ, D).to(tl.float32)
     return q, qp, sin, cos, sign, valid, s_a, s_b, z_a, z_b, v_mean
 
 
@@ -333,11 +327,7 @@ def _apply_fwd(
         else:
             rms = tl.sqrt(tl.sum(num * num, 1) / DV)
             out = num / (rms + 1e-6)[:, None]
-    tl.store(
-        O + b * sob + h * soh + rows[:, None] * son + offs_dv[None, :] * sod,
-        out.to(O.dtype.element_ty),
-        mask=(rows[:, None] < NQ) & (offs_dv[None, :] < DV),
-    )
+    store_tile(O + b * sob + h * soh, rows, offs_dv, son, sod, NQ, DV, out)
 
 
 @triton.jit
@@ -431,10 +421,10 @@ def _apply_bwd(
             BLOCK_D,
             BLOCK_DV,
         )
-        g = _load_rows(DO, b * sdb + h * sdh, rows, offs_dv, sdn, sdd, NQ, DV)
+        g = load_tile(DO + (b * sdb + h * sdh), rows, offs_dv, sdn, sdd, NQ, DV).to(tl.float32)
         sin_p = sin
         if ROPE:
-            sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NQ, D)
+            sin_p = load_tile(SIN + (b * srb + h * srh), rows, partner, srn, srd, NQ, D).to(tl.float32)
         if MODE == "nala":
             n, p, t = _nala_query(q)
             u_a = tl.maximum(q, 0.0) / n[:, None]
@@ -505,9 +495,7 @@ def _apply_bwd(
             if ROPE:
                 dr = _rope_t(dr, mm(d_num, tl.trans(tl.load(sp_ptr)), DOT), sin_p, cos, sign)  # [M, Dv] @ [Dv, D]
             dq = tl.where(valid, (dr + extra) * _phi_grad(q, FEATURE), 0.0)
-        tl.store(
-            DQ + b * sqb + h * sqh + rows[:, None] * sqn + offs_d[None, :] * sqd, dq.to(DQ.dtype.element_ty), mask=valid
-        )
+        store_tile(DQ + b * sqb + h * sqh, rows, offs_d, sqn, sqd, NQ, D, dq)
     base = pid_bh * SPLITS + split
     state = DS_PART + base * ROW + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     tl.store(state, ds_a)
@@ -568,17 +556,17 @@ def _state_bwd(
     partner = offs_d ^ 1
     sign = tl.where(offs_d % 2 == 0, -1.0, 1.0)
     valid = (rows[:, None] < NK) & (offs_d[None, :] < D)
-    k = _load_rows(K, b * skb + h * skh, rows, offs_d, skn, skd, NK, D)
-    v = _load_rows(V, b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV)
+    k = load_tile(K + (b * skb + h * skh), rows, offs_d, skn, skd, NK, D).to(tl.float32)
+    v = load_tile(V + (b * svb + h * svh), rows, offs_dv, svn, svd, NK, DV).to(tl.float32)
     ds_ptr = DS + pid_bh * ROW + offs_d[:, None] * BLOCK_DV + offs_dv[None, :]
     dsp_ptr = DS + pid_bh * ROW + partner[:, None] * BLOCK_DV + offs_dv[None, :]
     ds_a = tl.load(ds_ptr)
     dz_a = tl.load(DZ + pid_bh * ROW + offs_d)
     if ROPE:
-        kp = _load_rows(K, b * skb + h * skh, rows, partner, skn, skd, NK, D)
-        sin = _load_rows(SIN, b * srb + h * srh, rows, offs_d, srn, srd, NK, D)
-        sin_p = _load_rows(SIN, b * srb + h * srh, rows, partner, srn, srd, NK, D)
-        cos = _load_rows(COS, b * scb + h * sch, rows, offs_d, scn, scd, NK, D)
+        kp = load_tile(K + (b * skb + h * skh), rows, partner, skn, skd, NK, D).to(tl.float32)
+        sin = load_tile(SIN + (b * srb + h * srh), rows, offs_d, srn, srd, NK, D).to(tl.float32)
+        sin_p = load_tile(SIN + (b * srb + h * srh), rows, partner, srn, srd, NK, D).to(tl.float32)
+        cos = load_tile(COS + (b * scb + h * sch), rows, offs_d, scn, scd, NK, D).to(tl.float32)
     # dψ = v·dSᵀ (then Rᵀ), dφ = Rᵀdψ + dz, dv = ψ·dS; all scaled by 1/Nk (state and z are means).
     dpsi_a = mm(v, tl.trans(ds_a), DOT)  # [N, Dv] @ [Dv, D]
     if ROPE:
@@ -617,14 +605,8 @@ def _state_bwd(
         dv = mm(psi, ds_a, DOT) * inv_nk  # [N, D] @ [D, Dv]
         if MODE == "mala":
             dv += tl.load(DVS + pid_bh * ROW + offs_dv)[None, :] * inv_nk
-    tl.store(
-        DK + b * skb + h * skh + rows[:, None] * skn + offs_d[None, :] * skd, dk.to(DK.dtype.element_ty), mask=valid
-    )
-    tl.store(
-        DV_ + b * svb + h * svh + rows[:, None] * svn + offs_dv[None, :] * svd,
-        dv.to(DV_.dtype.element_ty),
-        mask=(rows[:, None] < NK) & (offs_dv[None, :] < DV),
-    )
+    store_tile(DK + b * skb + h * skh, rows, offs_d, skn, skd, NK, D, dk)
+    store_tile(DV_ + b * svb + h * svh, rows, offs_dv, svn, svd, NK, DV, dv)
 
 
 # Launches take 8 warps: with 4, ptxas spilled up to 57 KB per thread block (nala's query backward, fp32, D = 64)

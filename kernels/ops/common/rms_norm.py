@@ -7,7 +7,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from .triton_utils import block_dim, new_empty
+from .triton_utils import block_dim, load_tile, new_empty, store_tile
 
 EPS = 1e-6
 
@@ -16,10 +16,9 @@ EPS = 1e-6
 def _rms_norm_fwd(X, Y, ROWS, N, eps, BLOCK_ROWS: tl.constexpr, BLOCK: tl.constexpr):
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     cols = tl.arange(0, BLOCK)
-    mask = (rows[:, None] < ROWS) & (cols[None, :] < N)
-    x = tl.load(X + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    x = load_tile(X, rows, cols, N, 1, ROWS, N).to(tl.float32)
     rms = tl.sqrt(tl.sum(x * x, 1) / N)
-    tl.store(Y + rows[:, None] * N + cols[None, :], (x / (rms + eps)[:, None]).to(Y.dtype.element_ty), mask=mask)
+    store_tile(Y, rows, cols, N, 1, ROWS, N, x / (rms + eps)[:, None])
 
 
 @triton.jit
@@ -27,14 +26,13 @@ def _rms_norm_bwd(X, DY, DX, ROWS, N, eps, BLOCK_ROWS: tl.constexpr, BLOCK: tl.c
     """dx = c·dy − c²(dy·x)·x/(n·rms), c = 1/(rms + eps); the second term vanishes with x (rms = 0)."""
     rows = tl.program_id(0) * BLOCK_ROWS + tl.arange(0, BLOCK_ROWS)
     cols = tl.arange(0, BLOCK)
-    mask = (rows[:, None] < ROWS) & (cols[None, :] < N)
-    x = tl.load(X + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-    dy = tl.load(DY + rows[:, None] * N + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+    x = load_tile(X, rows, cols, N, 1, ROWS, N).to(tl.float32)
+    dy = load_tile(DY, rows, cols, N, 1, ROWS, N).to(tl.float32)
     rms = tl.sqrt(tl.sum(x * x, 1) / N)
     c = 1.0 / (rms + eps)
     proj = tl.where(rms > 0, tl.sum(dy * x, 1) * c * c / (N * tl.maximum(rms, 1e-30)), 0.0)
     dx = c[:, None] * dy - proj[:, None] * x
-    tl.store(DX + rows[:, None] * N + cols[None, :], dx.to(DX.dtype.element_ty), mask=mask)
+    store_tile(DX, rows, cols, N, 1, ROWS, N, dx)
 
 
 def _launch(kernel, *tensors: Tensor, n: int) -> None:

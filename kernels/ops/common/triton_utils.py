@@ -83,6 +83,25 @@ def mm(a, b, DOT: tl.constexpr):
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
 
 
+@triton.jit
+def load_tile(P, rows, cols, sr, sc, R, C):
+    """The tile P[rows, cols] (P the matrix's start, sr and sc its row and column strides) in P's dtype, zero
+    outside rows < R and cols < C. Callers that compute in fp32 cast it; 16-bit tiles stay 16-bit for `mm`."""
+    return tl.load(
+        P + rows[:, None] * sr + cols[None, :] * sc, mask=(rows[:, None] < R) & (cols[None, :] < C), other=0.0
+    )
+
+
+@triton.jit
+def store_tile(P, rows, cols, sr, sc, R, C, value):
+    """P[rows, cols] = value cast to P's element type, only where rows < R and cols < C (as `load_tile`)."""
+    tl.store(
+        P + rows[:, None] * sr + cols[None, :] * sc,
+        value.to(P.dtype.element_ty),
+        mask=(rows[:, None] < R) & (cols[None, :] < C),
+    )
+
+
 # The opt-in shared memory one block may take: 227 KB on an H100/H200 (sm_90), 163 KB on an A100 (sm_80),
 # 99 KB on an RTX 3090/4090 (sm_86/89): the smallest the tiles are sized for
 HOPPER_SHARED_MEMORY = 232448

@@ -16,7 +16,17 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..common.triton_utils import block_dim, dot_mode, mm, new_empty, reduction_splits, round_mantissa, strides
+from ..common.triton_utils import (
+    block_dim,
+    dot_mode,
+    load_tile,
+    mm,
+    new_empty,
+    reduction_splits,
+    round_mantissa,
+    store_tile,
+    strides,
+)
 from .newton_schulz import newton_schulz
 from .reference import gaussian_kernel, newton_schulz_start
 
@@ -47,8 +57,8 @@ def _gauss_tile(
         # split into a bf16 head and tail, so its rounding (2^-16 relative) stays far below fp32's cancellation in
         # the expansion (it is 16-bit arithmetic that cancels badly there)
         offs_d = tl.arange(0, BLOCK_D)
-        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
-        lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
+        x = load_tile(X + x_off, rows, offs_d, sxn, sxd, N, D).to(tl.float32)
+        lm = load_tile(L + l_off, lms, offs_d, sln, sld, M, D).to(tl.float32)
         head = round_mantissa(lm, 16)
         cross = mm(x, tl.trans(head), DOT) + mm(x, tl.trans(lm - head), DOT)  # [N, D] @ [D, L], twice
         dist = tl.maximum(tl.sum(x * x, 1)[:, None] + tl.sum(lm * lm, 1)[None, :] - 2.0 * cross, 0.0)
@@ -62,13 +72,6 @@ def _gauss_tile(
             diff = xc[:, None] - lc[None, :]
             dist += diff * diff
     return tl.where((rows[:, None] < N) & (lms[None, :] < M), tl.exp(-0.5 * dist), 0.0)
-
-
-@triton.jit
-def _load(P, off, rows, cols, sr, sc, R, C):
-    return tl.load(
-        P + off + rows[:, None] * sr + cols[None, :] * sc, mask=(rows[:, None] < R) & (cols[None, :] < C), other=0.0
-    ).to(tl.float32)
 
 
 @triton.jit
@@ -129,7 +132,7 @@ def _reduce(
             BLOCK_L,
             BLOCK_D,
         )
-        y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
+        y = load_tile(Y + (b * syb + h * syh), rows, offs_dy, syn, syd, N, DY).to(tl.float32)
         acc += mm(tl.trans(g), y, DOT)
     tl.store(PART + (pid_bh * SPLITS + split) * BLOCK_L * BLOCK_DY + lms[:, None] * BLOCK_DY + offs_dy[None, :], acc)
 
@@ -193,13 +196,9 @@ def _apply(
         BLOCK_L,
         BLOCK_D,
     )
-    w = _load(W, b * swb + h * swh, lms, offs_dw, swm, swd, M, DW)
+    w = load_tile(W + (b * swb + h * swh), lms, offs_dw, swm, swd, M, DW).to(tl.float32)
     out = mm(g, w, DOT)
-    tl.store(
-        OUT + b * sob + h * soh + rows[:, None] * son + offs_dw[None, :] * sod,
-        out.to(OUT.dtype.element_ty),
-        mask=(rows[:, None] < N) & (offs_dw[None, :] < DW),
-    )
+    store_tile(OUT + b * sob + h * soh, rows, offs_dw, son, sod, N, DW, out)
 
 
 @triton.jit
@@ -246,23 +245,19 @@ def _grad(
     offs_d = tl.arange(0, BLOCK_D)
     offs_dy = tl.arange(0, BLOCK_DY)
     l_off = b * slb + h * slh
-    lm = _load(L, l_off, lms, offs_d, sln, sld, M, D)
-    z = _load(Z, b * szb + h * szh, lms, offs_dy, szm, szd, M, DY)
+    lm = load_tile(L + l_off, lms, offs_d, sln, sld, M, D).to(tl.float32)
+    z = load_tile(Z + (b * szb + h * szh), lms, offs_dy, szm, szd, M, DY).to(tl.float32)
     dl = tl.zeros([BLOCK_L, BLOCK_D], tl.float32)
     for start in range(split * BLOCK_N, N, SPLITS * BLOCK_N):
         rows = start + tl.arange(0, BLOCK_N)
         x_off = b * sxb + h * sxh
         g = _gauss_tile(X, L, x_off, l_off, rows, lms, sxn, sxd, sln, sld, N, M, D, DOT, BLOCK_N, BLOCK_L, BLOCK_D)
-        x = _load(X, x_off, rows, offs_d, sxn, sxd, N, D)
-        y = _load(Y, b * syb + h * syh, rows, offs_dy, syn, syd, N, DY)
+        x = load_tile(X + x_off, rows, offs_d, sxn, sxd, N, D).to(tl.float32)
+        y = load_tile(Y + (b * syb + h * syh), rows, offs_dy, syn, syd, N, DY).to(tl.float32)
         e = mm(y, tl.trans(z), DOT) * g  # dL/dG ∘ G, [rows, landmarks]
         dx = mm(e, lm, DOT) - tl.sum(e, 1)[:, None] * x
         dl += mm(tl.trans(e), x, DOT) - tl.sum(e, 0)[:, None] * lm
-        tl.store(
-            DX + x_off + rows[:, None] * sxn + offs_d[None, :] * sxd,
-            dx.to(DX.dtype.element_ty),
-            mask=(rows[:, None] < N) & (offs_d[None, :] < D),
-        )
+        store_tile(DX + x_off, rows, offs_d, sxn, sxd, N, D, dx)
     tl.store(DL_PART + (pid_bh * SPLITS + split) * BLOCK_L * BLOCK_D + lms[:, None] * BLOCK_D + offs_d[None, :], dl)
 
 
