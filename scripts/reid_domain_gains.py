@@ -2,10 +2,11 @@
 configs: the numbers behind the README's table of adaptation gains on domains the configs were not tuned on.
 
     python scripts/reid_domain_gains.py --data DIR --source SOURCE_ROOT --work RUNS --out RESULTS.jsonl
-        [--domains mall,harbour,campus,station] [--seeds 0,1,2] [--jobs 2] [--recipe NAME -- EXTRA STAGE-2 ARGS]
+        [--domains NAMES] [--seeds 0,1,2] [--jobs 2] [--recipe NAME -- EXTRA STAGE-2 ARGS]
 
-DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`); SOURCE_ROOT is the labelled
-source (`python -m reid.data.synthetic --out D --identities 96` then D/source). For each domain and seed:
+DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`; NAMES defaults to all of
+them); SOURCE_ROOT is the labelled source (`python -m reid.data.synthetic --out D --identities 96` then
+D/source). For each domain and seed:
   - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics (plus --stage1-args);
   - stage 2: configs/reid/synthetic_target_tiny_cpu.yaml from stage 1's best checkpoint, plus the extra arguments
     after `--` (a recipe named by --recipe; `{domain}` in them becomes the domain's name, e.g. for per-domain
@@ -33,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from reid.data.domains import DOMAINS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs" / "reid"
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
     p.add_argument("--source", type=Path, required=True)
     p.add_argument("--work", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--domains", default="mall,harbour,campus,station")
+    p.add_argument("--domains", default=",".join(DOMAINS))
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipe", default="stage2")
     p.add_argument("--upper-bound", action="store_true")

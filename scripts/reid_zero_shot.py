@@ -1,11 +1,11 @@
 """Zero-shot test mAP of saved re-id models on generated domains, beside the colour-histogram baseline: how useful
 a model is as a starting point on a camera network it has never seen.
 
-    python scripts/reid_zero_shot.py --data DIR [--domains mall,harbour,campus,station] [--model NAME=PATH ...]
-        [--json OUT]
+    python scripts/reid_zero_shot.py --data DIR [--domains NAMES] [--model NAME=PATH ...] [--json OUT]
 
-DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`). Each --model is a
-`reid.save_model` file (.safetensors with its JSON) or a Lightning checkpoint; without one, the shipped default.
+DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`); NAMES defaults to all of
+them. Each --model is a `reid.save_model` file (.safetensors with its JSON) or a Lightning checkpoint; without one,
+the shipped default.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from reid.baselines import histogram_embedder
+from reid.data.domains import DOMAINS
 from reid.evaluation import evaluate_folder
 from reid.export import net_from_checkpoint
 from reid.models.inference import DEFAULT_WEIGHTS, ReIDModel
@@ -26,7 +27,7 @@ from reid.models.inference import DEFAULT_WEIGHTS, ReIDModel
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--domains", default="mall,harbour,campus,station")
+    p.add_argument("--domains", default=",".join(DOMAINS))
     p.add_argument("--model", action="append", default=[], help="NAME=PATH (repeatable); default: the shipped one")
     p.add_argument("--json", type=Path)
     args = p.parse_args(argv)
