@@ -14,7 +14,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..common.triton_utils import block_dim, mm
+from ..common.triton_utils import block_dim, load_tile, mm, store_tile
 from .reference import newton_schulz_iterate
 
 MAX_FUSED = 64  # six fp32 [m, m] tiles live at once: 64 fits on chip, 128 would spill
@@ -22,12 +22,13 @@ MAX_FUSED = 64  # six fp32 [m, m] tiles live at once: 64 fits on chip, 128 would
 
 @triton.jit
 def _tile(P, offs, M, BLOCK: tl.constexpr):
-    return tl.load(P + offs[:, None] * M + offs[None, :], mask=(offs[:, None] < M) & (offs[None, :] < M), other=0.0)
+    """The M x M row-major matrix at P, zero-padded to BLOCK x BLOCK."""
+    return load_tile(P, offs, offs, M, 1, M, M)
 
 
 @triton.jit
 def _store(P, x, offs, M):
-    tl.store(P + offs[:, None] * M + offs[None, :], x, mask=(offs[:, None] < M) & (offs[None, :] < M))
+    store_tile(P, offs, offs, M, 1, M, M, x)
 
 
 @triton.jit
