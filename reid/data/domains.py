@@ -115,6 +115,20 @@ DOMAINS = {
                 palette="muted"),
         figure="boxy", identities=64, cameras=5, images=(2, 5), coverage=0.65, strength=0.6, seed=71,
     ),
+    # Two more, committed before any run on them and after the recipe with source camera-style renders in stage 1
+    # was fixed (mall, harbour, museum, airport, plaza, depot and campus took part in that choice). Four cameras
+    # sharing one warm cast, fewest identities, few images each
+    "arcade": DomainSpec(
+        _family(cast=(0.2, 0.4), contrast=(0.8, 1.2), saturation=(0.8, 1.3), blur=(0.2, 0.6), noise=(0.01, 0.03),
+                quality=(55, 85), background="indoor", palette="bright", hue_spread=0.3),
+        figure="tall", identities=44, cameras=4, images=(1, 3), coverage=0.9, strength=0.9, seed=79,
+    ),
+    # six cameras, each identity seen by half of them, casts in every direction, some at low resolution
+    "terminal": DomainSpec(
+        _family(cast=(0.2, 0.4), brightness=(0.75, 1.05), blur=(0.2, 0.6), noise=(0.01, 0.04), quality=(45, 75),
+                resolution=(0.5, 0.9), background="street", palette="muted"),
+        figure="round", identities=90, cameras=6, images=(1, 4), coverage=0.5, strength=1.0, seed=83,
+    ),
 }  # fmt: skip
 
 

@@ -268,6 +268,8 @@ FIGURES = {
     "broad": FigureStyle(width=1.2, head=0.85, shading=0.7),
     "petite": FigureStyle(width=0.85, head=1.2),
     "boxy": FigureStyle(width=1.4, head=1.0, shading=0.3),
+    "tall": FigureStyle(width=0.8, head=0.75, shading=0.8),
+    "round": FigureStyle(width=1.1, head=1.3, shading=0.4),
 }
 
 
