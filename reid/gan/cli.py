@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lightning.pytorch import seed_everything
+
 from common.cli import OneLineParser
 
 from .data import read_train_samples
@@ -46,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
         default=None,
         help="train each pair on at most this many images per camera (evenly spaced; all are rendered)",
     )
+    p.add_argument("--seed", type=int, default=0, help="seeds weights, batches and the image pool (runs repeat)")
     p.add_argument("--accelerator", default="auto")
     p.add_argument("--devices", default="auto")
     p.add_argument("--precision", default=None)
@@ -87,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> list[tuple[str, int, int]]:
     if args.precision:
         trainer["precision"] = args.precision
     height, width = args.size
+    seed_everything(args.seed, verbose=False)
     progress = not args.quiet and sys.stderr.isatty()
     new = run_stage0(
         samples,

@@ -261,6 +261,22 @@ def test_cli_runs_stage0_over_all_camera_pairs(tmp_path, capsys):
     assert (tmp_path / "out" / "generators" / "0to1.safetensors").stat().st_mtime_ns == stamp
 
 
+def test_cli_seed_repeats_a_run_and_another_seed_changes_it(tmp_path):
+    from safetensors.torch import load_file
+
+    make_cameras(tmp_path / "data", per_camera=3, cameras=(0, 1))
+
+    def weights(out: str, seed: str) -> dict:
+        main(["--root", str(tmp_path / "data"), "--out", str(tmp_path / out), "--size", "32x16", "--epochs", "1",
+              "--ngf", "4", "--ndf", "4", "--n-blocks", "1", "--n-layers-d", "2", "--num-workers", "0",
+              "--accelerator", "cpu", "--devices", "1", "--seed", seed])  # fmt: skip
+        return load_file(tmp_path / out / "generators" / "0to1.safetensors")
+
+    first, again, other = weights("a", "3"), weights("b", "3"), weights("c", "4")
+    assert first.keys() == again.keys() and all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
 def test_cli_max_images_per_camera_limits_training_not_rendering(tmp_path, monkeypatch):
     from reid.gan import stage0
 
