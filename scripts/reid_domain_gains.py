@@ -2,12 +2,15 @@
 configs: the numbers behind the README's table of adaptation gains on domains the configs were not tuned on.
 
     python scripts/reid_domain_gains.py --data DIR --source SOURCE_ROOT --work RUNS --out RESULTS.jsonl
-        [--domains NAMES] [--seeds 0,1,2] [--jobs 2] [--recipe NAME -- EXTRA STAGE-2 ARGS]
+        [--source-camstyle DIR|none] [--domains NAMES] [--seeds 0,1,2] [--jobs 2] [--upper-bound]
+        [--recipe NAME -- EXTRA STAGE-2 ARGS]
 
 DIR holds one Market-1501 folder per domain (`python -m reid.data.domains --out DIR`; NAMES defaults to all of
 them); SOURCE_ROOT is the labelled source (`python -m reid.data.synthetic --out D --identities 96` then
 D/source). For each domain and seed:
-  - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics (plus --stage1-args);
+  - stage 1: configs/reid/synthetic_source_tiny_cpu.yaml with the target's BN statistics, on SOURCE_ROOT and its
+    stage-0 renders (--source-camstyle DIR; 'none': the real images only; default: the config's folder), plus
+    --stage1-args;
   - stage 2: configs/reid/synthetic_target_tiny_cpu.yaml from stage 1's best checkpoint, plus the extra arguments
     after `--` (a recipe named by --recipe; `{domain}` in them becomes the domain's name, e.g. for per-domain
     folders of camera-style renders);
@@ -121,7 +124,11 @@ def pipeline(args, results: Results, domain: str, seed: int) -> None:
     target = args.data / domain
     roots = ["--data.init_args.source_root", str(args.source), "--data.init_args.target_root", str(target)]
     work = args.work / domain / f"seed{seed}"
-    stage1 = fit("synthetic_source_tiny_cpu.yaml", work / "stage1", seed, *roots, *shlex.split(args.stage1_args))
+    renders = {None: [], "none": ["--data.init_args.source_camstyle", "null"]}.get(
+        args.source_camstyle, ["--data.init_args.source_camstyle", str(args.source_camstyle)]
+    )
+    stage1_args = [*roots, *renders, *shlex.split(args.stage1_args)]
+    stage1 = fit("synthetic_source_tiny_cpu.yaml", work / "stage1", seed, *stage1_args)
     base = {"domain": domain, "seed": seed, "source": str(args.source)}
     if (domain, seed, "stage1") not in results.done:
         results.add({**base, "run": "stage1", **test_map(best_checkpoint(stage1), target)})
@@ -191,6 +198,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--recipe", default="stage2")
     p.add_argument("--upper-bound", action="store_true")
+    p.add_argument(
+        "--source-camstyle",
+        help="stage 0's renders of --source for stage 1, or 'none' for the real images only (default: the config's)",
+    )
     p.add_argument("--stage1-args", default="", help="extra arguments of every stage-1 run (one string)")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--summary", type=Path, help="write the per-domain summary of --out here as JSON; run nothing")

@@ -1,7 +1,9 @@
-"""Stage 2 adapts to target domains the configs were never tuned on: two of the held-out domains of
-reid.data.domains (their own generator seeds, figure styles, camera counts and camera effects), with the tiny
-configs exactly as committed and only the two data roots changed. Measured gains (seed 0, docs/reid.md, "Held-out
-domains: the recipe"): mall 2.3 -> 18.3 % test mAP (+16.0), station 10.4 -> 29.4 % (+19.0)."""
+"""The whole pipeline adapts to target domains it was never tuned on: stage 0 renders the labelled source in each
+of its cameras' styles (the tiny CycleGANs), stage 1 trains on the source and its renders with the target's BN
+statistics, stage 2 is the committed config. The targets are two held-out domains of reid.data.domains (their own
+generator seeds, figure styles, camera counts and camera effects) that took no part in choosing the recipe, with
+only the data roots changed. Measured gains over stage 1 (seeds 0 / 1 / 2, docs/reid.md, "Held-out domains: source
+renders in stage 1"): museum +21.8 / +17.8 / +20.8, depot +20.8 / +21.3 / +19.2 test mAP points."""
 
 from __future__ import annotations
 
@@ -9,30 +11,37 @@ import pytest
 
 from reid.data.domains import generate_held_out
 from reid.data.synthetic import generate
+from reid.gan import main as stage0
 
 from .test_training import _fit, _test_map
 
-GAIN = 0.10
+GAIN = 0.10  # the issue's target gain over stage 1 (with the target's BN statistics)
+DOMAINS = ("museum", "depot")
+# the tiny stage 0 of docs/reid.md ("Stage 0 in the pipeline")
+TINY_STAGE0 = "--size 64x32 --epochs 10 --ngf 16 --ndf 16 --n-blocks 3 --n-layers-d 2 --batch-size 4".split()
+TINY_STAGE0 += "--num-workers 0 --accelerator cpu -q".split()
 
 
 def _best(log):
     return next((log / "checkpoints").glob("best-*.ckpt"))
 
 
-# the issue's target gain over stage 1 (with the target's BN statistics)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize("domain", ["mall", "station"])
-def test_stage2_gains_ten_points_on_a_held_out_domain(tmp_path, domain):
+@pytest.mark.timeout(4800)  # stage 0, then two stage-1 and stage-2 runs: about 31 min here
+def test_the_pipeline_gains_ten_points_on_two_held_out_domains(tmp_path, one_thread):
     pair, held_out = tmp_path / "pair", tmp_path / "held_out"
     generate(pair, identities=96, cameras=4, images_per_camera=3, seed=0)  # the tuned pair's source
-    generate_held_out(held_out, names=[domain])
-    roots = ["--data.init_args.source_root", str(pair / "source"), "--data.init_args.target_root"]
-    roots.append(str(held_out / domain))
-    stage1 = _best(_fit("synthetic_source_tiny_cpu.yaml", tmp_path / "s1", *roots))
-    init = ["--model.init_args.source_checkpoint", str(stage1)]
-    stage2 = _best(_fit("synthetic_target_tiny_cpu.yaml", tmp_path / "s2", *roots, *init))
-    before, after = _test_map(stage1, held_out, domain), _test_map(stage2, held_out, domain)
-    print(f"{domain}: test mAP stage 1 {before:.3f}, stage 2 {after:.3f}")
-    assert after > before + GAIN
+    generate_held_out(held_out, names=list(DOMAINS))
+    stage0(["--root", str(pair / "source"), "--out", str(tmp_path / "source_gan"), *TINY_STAGE0])
+    renders = ["--data.init_args.source_camstyle", str(tmp_path / "source_gan" / "bounding_box_train_camstyle")]
+    scores = {}
+    for domain in DOMAINS:
+        roots = ["--data.init_args.source_root", str(pair / "source")]
+        roots += ["--data.init_args.target_root", str(held_out / domain)]
+        stage1 = _fit("synthetic_source_tiny_cpu.yaml", tmp_path / domain / "s1", *roots, *renders, timeout=2700)
+        stage1 = _best(stage1)  # four times the batches of a stage 1 on the real images alone
+        init = ["--model.init_args.source_checkpoint", str(stage1)]
+        stage2 = _best(_fit("synthetic_target_tiny_cpu.yaml", tmp_path / domain / "s2", *roots, *init))
+        scores[domain] = _test_map(stage1, held_out, domain), _test_map(stage2, held_out, domain)
+        print(f"{domain}: test mAP stage 1 {scores[domain][0]:.3f}, stage 2 {scores[domain][1]:.3f}")
+    assert all(after > before + GAIN for before, after in scores.values()), scores
