@@ -23,7 +23,10 @@ def render_files(folder: str | Path) -> list[Path]:
     if (folder / RENDER_FOLDER).is_dir():
         folder = folder / RENDER_FOLDER
     if not folder.is_dir():
-        raise ValueError(f"{folder}: not a folder (expected the {RENDER_FOLDER} folder python -m reid.gan writes)")
+        raise ValueError(
+            f"{folder}: not a folder (expected the {RENDER_FOLDER} folder that stage 0, python -m reid.gan --root DATA"
+            " --out DIR, writes; source_camstyle / target_camstyle null trains without renders)"
+        )
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and not p.name.startswith("."))
     if not files:
         raise ValueError(f"{folder}: no images (expected renders named <original stem>_fake_<a>to<b>.jpg)")
