@@ -124,9 +124,10 @@ def pipeline(args, results: Results, domain: str, seed: int) -> None:
     target = args.data / domain
     roots = ["--data.init_args.source_root", str(args.source), "--data.init_args.target_root", str(target)]
     work = args.work / domain / f"seed{seed}"
-    renders = {None: [], "none": ["--data.init_args.source_camstyle", "null"]}.get(
-        args.source_camstyle, ["--data.init_args.source_camstyle", str(args.source_camstyle)]
-    )
+    renders = []
+    if args.source_camstyle is not None:
+        folder = "null" if args.source_camstyle == "none" else args.source_camstyle
+        renders = ["--data.init_args.source_camstyle", folder]
     stage1_args = [*roots, *renders, *shlex.split(args.stage1_args)]
     stage1 = fit("synthetic_source_tiny_cpu.yaml", work / "stage1", seed, *stage1_args)
     base = {"domain": domain, "seed": seed, "source": str(args.source)}
