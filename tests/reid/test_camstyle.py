@@ -253,9 +253,16 @@ def test_camstyle_cluster_features_are_the_normalised_mean_over_an_image_and_its
 
 def _fit(model: TargetFinetuner, data: ReIDData) -> L.Trainer:
     trainer = L.Trainer(
-        accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, limit_train_batches=1,
-    )  # fmt: skip
+        accelerator="cpu",
+        max_epochs=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        limit_train_batches=1,
+    )
     trainer.fit(model, data)
     return trainer
 
@@ -283,3 +290,38 @@ def test_camstyle_cluster_features_without_renders_is_an_error(roots):
     model = tiny_model()
     with pytest.raises(ValueError, match="camstyle_cluster_features"):
         stage2.target_clustering_features(model.teacher, model.student, data, camstyle=True)
+
+
+def test_cuhk03np_renders_from_stage0s_reader_join_stage1s_cuhk03np_source(roots, tmp_path):
+    """The full-size CUHK03→Market stage 1 reads stage 0's renders of CUHK03-NP detected (configs/reid/
+    cuhk03_to_market_source.yaml): stage 0's reader and stage 1's `cuhk03np` reader agree on the training images
+    and cameras, so every render finds its original."""
+    from reid.gan.data import read_train_samples
+
+    images = read_dataset("market1501", roots["source"])
+    for variant, offset in (("detected", 0), ("labeled", 1)):  # labeled/ beside it must not be picked up
+        for split, samples in (
+            ("bounding_box_train", images.train),
+            ("query", images.query),
+            ("bounding_box_test", images.gallery),
+        ):
+            folder = tmp_path / "cuhk03-np" / variant / split
+            folder.mkdir(parents=True)
+            for k, s in enumerate(samples[offset:]):
+                Image.open(s.path).save(folder / f"{s.pid + 1:04d}_c{s.camid % 2 + 1}_{k:03d}.png")
+    detected = tmp_path / "cuhk03-np" / "detected"
+    stage0 = read_train_samples(detected)
+    stage1 = read_dataset("cuhk03np", tmp_path / "cuhk03-np", variant="detected").train
+    assert [(p, c) for p, _, c in stage0] == [(s.path, s.camid) for s in stage1]
+    renders = tmp_path / "renders"
+    renders.mkdir()
+    for path, _, camid in stage0:
+        render(path, camid, 1 - camid, renders)
+    data = make(
+        {"source": tmp_path / "cuhk03-np"},
+        source="cuhk03np",
+        source_camstyle=str(renders),
+        dataset_kwargs={"source": {"variant": "detected"}},
+    )
+    assert len(data.source_renders) == len(stage1) and data.source_train == stage1 + data.source_renders
+    assert {Path(r.path).name for r in data.source_renders} == {p.name for p in renders.iterdir()}
