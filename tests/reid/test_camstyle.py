@@ -253,16 +253,9 @@ def test_camstyle_cluster_features_are_the_normalised_mean_over_an_image_and_its
 
 def _fit(model: TargetFinetuner, data: ReIDData) -> L.Trainer:
     trainer = L.Trainer(
-        accelerator="cpu",
-        max_epochs=1,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        limit_train_batches=1,
-    )
+        accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0, limit_train_batches=1,
+    )  # fmt: skip
     trainer.fit(model, data)
     return trainer
 
