@@ -5,9 +5,10 @@
 The launches the wrappers make (forward and backward) are recorded under Triton's interpreter, then compiled
 for the target with Triton's own compiler (ptxas ships inside Triton), whose metadata holds the shared memory
 the kernel needs. A kernel over the architecture's limit fails at launch with OutOfResources, so this finds
-such launches on a CPU-only machine. Each line also gives the tensor-core instructions in the PTX (mma.sync or
-wgmma), and the registers per thread and spilled bytes ptxas reports. Exit code 1 when any launch is over the
-limit, or when a launch whose products take 16-bit operands (DOT bf16 or fp16) has no tensor-core instruction
+such launches on a CPU-only machine. Each line also gives the tensor-core instructions in the PTX (mma.sync and
+wgmma together, then wgmma alone: Hopper's warpgroup form, which needs 64-row tiles), and the registers per
+thread and spilled bytes ptxas reports. Exit code 1 when any launch is over the limit, or when a launch whose
+products take 16-bit operands (DOT bf16 or fp16) has no tensor-core instruction
 (SOFT's Newton–Schulz kernels multiply in fp32 on purpose).
 """
 
@@ -116,12 +117,13 @@ def compile_all(entries: list, arch: int) -> list[dict]:
         )
         shared = kernel.metadata.shared
         ptx = kernel.asm["ptx"]
-        tensor_core = len(re.findall(r"^\s*(?:wgmma\.mma_async|mma\.sync)", ptx, re.M))
+        wgmma = len(re.findall(r"^\s*wgmma\.mma_async", ptx, re.M))
+        mma_sync = len(re.findall(r"^\s*mma\.sync", ptx, re.M))
         blocks = {k: v for k, v in constants.items() if k.startswith("BLOCK")}
         flags = {k: v for k, v in constants.items() if not k.startswith("BLOCK")}
         uses_dot = "tt.dot" in kernel.asm["ttir"]
         row = {"kernel": name, "blocks": blocks, "flags": flags, "options": options, "shared": shared}
-        rows.append(row | {"dots": uses_dot, "mma": tensor_core, **ptxas_usage(ptx, arch)})
+        rows.append(row | {"dots": uses_dot, "mma": wgmma + mma_sync, "wgmma": wgmma, **ptxas_usage(ptx, arch)})
     return rows
 
 
@@ -163,7 +165,10 @@ def main(argv=None) -> int:
         over += flag == "OVER"
         if row["flags"].get("DOT") in ("bf16", "fp16") and not row["mma"]:
             flag, no_mma = "NOTC", no_mma + 1  # 16-bit products that do not reach the tensor cores
-        usage = f"{row['shared']:7d} mma {row['mma']:3d} regs {row['registers']:3d} spill {row['spill_bytes']:5d}"
+        usage = (
+            f"{row['shared']:7d} mma {row['mma']:3d} wgmma {row['wgmma']:3d} "
+            f"regs {row['registers']:3d} spill {row['spill_bytes']:5d}"
+        )
         print(f"{flag:4s} {usage} {row['kernel']:18s} {row['blocks']} {row['flags']} {row['options']}")
     print(f"{over} of {len(entries)} launches over the limit")
     if a.dtype != "float32":

@@ -63,3 +63,6 @@ def test_16bit_launches_run_their_products_on_tensor_cores():
     assert "NOTC" not in report, report
     with_products = [line for line in report.splitlines() if line.startswith("ok ") and " mma   0 " not in line]
     assert len(with_products) >= 3 * len(ALL_KINDS), report
+    # Hopper's warpgroup instructions, not only Ampere's mma.sync, for the 64-row tiles of the flash kernels and scan
+    hopper_tiled = [line for line in with_products if " _flash_" in line or " _chunk_" in line]
+    assert hopper_tiled and all(" wgmma   0 " not in line for line in hopper_tiled), report
