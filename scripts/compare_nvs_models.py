@@ -5,13 +5,16 @@
         --sets classic:100 varied:100 --scenes 40 --out docs/bench/nvs-default-models.json
 
 A test set is STYLE:SEED (a generator style and a seed the models were not trained with); its scenes are rendered
-once under --data (views at the models' input size) and every scene is held out. Prints a table, writes JSON.
+once under --data (views at the models' input size) and every scene is held out. STYLE `raycast` is the family of
+scripts/raycast_scenes.py, another renderer (open3d's ray caster on meshes) that shares no code with ours.
+Prints a table, writes JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 
@@ -27,8 +30,17 @@ def evaluate(model_path: Path, root: Path, style: str, seed: int, scenes: int, v
     module = NViSTModule(model=dataclasses.asdict(config))
     module.net.load_state_dict(net.state_dict())
     size = config.image_height
+    folder = root / f"{style}_{seed}_{scenes}x{views}_{size}"
+    generate = {"scenes": scenes, "views": views, "size": size, "seed": seed, "style": style}
+    if style == "raycast":  # another renderer's family, written once by scripts/raycast_scenes.py
+        from raycast_scenes import write_scenes
+
+        if not (folder / ".complete").exists():
+            write_scenes(folder, scenes, views, size, seed)
+            (folder / ".complete").write_text(json.dumps(generate))
+        generate = None
     data = NViSTData(
-        root=str(root / f"{style}_{seed}_{scenes}x{views}_{size}"),
+        root=str(folder),
         input_height=size,
         input_width=config.image_width,
         target_height=size,
@@ -36,7 +48,7 @@ def evaluate(model_path: Path, root: Path, style: str, seed: int, scenes: int, v
         targets=views - 1,
         holdout_every=1,
         batch_size=1,
-        generate={"scenes": scenes, "views": views, "size": size, "seed": seed, "style": style},
+        generate=generate,
     )
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
     (results,) = trainer.test(module, datamodule=data, verbose=False)
