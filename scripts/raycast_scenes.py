@@ -16,6 +16,7 @@ camera-to-world in transforms.json) with object masks and z-depth, as `nvs.data.
 from __future__ import annotations
 
 import argparse
+import colorsys
 import json
 import math
 import shutil
@@ -70,8 +71,6 @@ def random_rotation(rng: np.random.Generator) -> np.ndarray:
 
 
 def hsv_colour(rng: np.random.Generator, saturation: tuple[float, float], value: tuple[float, float]) -> np.ndarray:
-    import colorsys
-
     return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)))
 
 
@@ -107,7 +106,7 @@ class RaycastScene:
             [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
         )
         self.ambient = rng.uniform(0.25, 0.4)
-        self.kinds = len(meshes)
+        self.objects = len(meshes)
 
     def _cast(self, origins: np.ndarray, dirs: np.ndarray) -> dict[str, np.ndarray]:
         import open3d as o3d
@@ -190,7 +189,8 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int) -
             frames.append(frame | {"transform_matrix": c2w.tolist()})
         meta = {"camera_model": "PINHOLE", "fl_x": focal, "fl_y": focal, "cx": size / 2, "cy": size / 2}
         meta |= {"w": size, "h": size, "depth_unit_scale_factor": DEPTH_SCALE, "frames": frames}
-        (tmp / "transforms.json").write_text(json.dumps(meta | {"renderer": "open3d raycast", "objects": scene.kinds}))
+        meta |= {"renderer": "open3d raycast", "objects": scene.objects}
+        (tmp / "transforms.json").write_text(json.dumps(meta))
         if folder.exists():
             shutil.rmtree(folder)
         tmp.rename(folder)
