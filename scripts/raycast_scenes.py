@@ -19,13 +19,13 @@ import argparse
 import colorsys
 import json
 import math
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from common.files import write_folder_atomic
 
 DEPTH_SCALE = 2e-4  # 16-bit depth PNGs in units of 2e-4: up to 13.1
 SUPERSAMPLE = 2
@@ -171,8 +171,8 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int) -
     scene = RaycastScene(rng)
     fov = math.radians(rng.uniform(35, 50))
     focal = 0.5 * size / math.tan(fov / 2)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+
+    def fill(tmp: Path) -> None:
         for sub in ("images", "masks", "depth"):
             (tmp / sub).mkdir()
         frames = []
@@ -191,12 +191,8 @@ def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int) -
         meta |= {"w": size, "h": size, "depth_unit_scale_factor": DEPTH_SCALE, "frames": frames}
         meta |= {"renderer": "open3d raycast", "objects": scene.objects}
         (tmp / "transforms.json").write_text(json.dumps(meta))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder_atomic(folder, fill)
 
 
 def write_scenes(root: str | Path, scenes: int, views: int, size: int, seed: int) -> Path:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from common.cli import OneLineParser, print_error
+from common.files import write_folder_atomic
 
 from .masks_depth import write_depth, write_mask
 from .raymarch import look_at_origin, render, supersampled, trace  # noqa: F401  (render, trace: public here too)
@@ -169,8 +168,8 @@ def write_scene(
     else:
         raise ValueError(f"style: expected one of {STYLES}, got {style!r}")
     focal = 0.5 * size / math.tan(math.radians(fov_deg) / 2)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+
+    def fill(tmp: Path) -> None:
         for sub in ("images", "masks", "depth"):
             (tmp / sub).mkdir()
         frames = []
@@ -205,12 +204,8 @@ def write_scene(
         if style == "varied":
             meta["environment"] = scene.environment.kind
         (tmp / "transforms.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_folder_atomic(folder, fill)
 
 
 _PHOTOS: list[np.ndarray] | None = None  # each worker process loads the photo textures once

@@ -5,7 +5,14 @@ import sys
 import pytest
 import torch
 
-from common.files import read_json, save_weights_and_config, write_atomic, write_json_atomic, write_text_atomic
+from common.files import (
+    read_json,
+    save_weights_and_config,
+    write_atomic,
+    write_folder_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from vision.checkpoint import read_weights_and_config
 
 
@@ -21,6 +28,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
         write_atomic(target, fail)
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_a_folder_appears_whole_replacing_an_older_one_or_not_at_all(tmp_path):
+    target = tmp_path / "scene"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+
+    def fail(tmp):
+        (tmp / "half.png").write_bytes(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_folder_atomic(target, fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene"]
+    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    write_folder_atomic(target, lambda tmp: (tmp / "new.txt").write_text("new"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scene"]
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
 
 
 def test_writers_replace_the_target_and_keep_the_suffix_for_format_guessing(tmp_path):
