@@ -74,39 +74,51 @@ def hsv_colour(rng: np.random.Generator, saturation: tuple[float, float], value:
     return np.array(colorsys.hsv_to_rgb(rng.uniform(), rng.uniform(*saturation), rng.uniform(*value)))
 
 
+def direction(azimuth: float, elevation: float) -> np.ndarray:
+    """Unit vector at `azimuth` about the world's y axis (0 = +z) and `elevation` above the horizon (radians)."""
+    return np.array(
+        [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
+    )
+
+
+def random_scene(rng: np.random.Generator) -> RaycastScene:
+    """One to three random primitives, fitted together into the ball of radius 0.7, over a tinted ground."""
+    meshes = []
+    for _ in range(int(rng.integers(1, 4))):
+        mesh = primitive(KINDS[int(rng.integers(len(KINDS)))], rng)
+        mesh.rotate(random_rotation(rng), center=(0, 0, 0))
+        mesh.translate(rng.uniform(-0.45, 0.45, 3))
+        meshes.append(mesh)
+    points = np.concatenate([np.asarray(m.vertices) for m in meshes])
+    centre = (points.min(0) + points.max(0)) / 2
+    scale = FIT_RADIUS / np.linalg.norm(points - centre, axis=1).max()
+    for mesh in meshes:
+        mesh.translate(-centre).scale(scale, center=(0, 0, 0))
+    colours = np.stack([hsv_colour(rng, (0.3, 0.9), (0.5, 1.0)) for _ in meshes])
+    ground = np.full(3, 0.55) * rng.uniform(0.8, 1.2, 3)  # a slightly tinted grey
+    sky = hsv_colour(rng, (0.1, 0.5), (0.7, 1.0)), hsv_colour(rng, (0.1, 0.6), (0.3, 0.8))
+    sun = direction(rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 70)))
+    return RaycastScene(meshes, colours, ground, sky, sun, ambient=rng.uniform(0.25, 0.4))
+
+
 class RaycastScene:
-    """The objects, ground, sky and sun of one scene; `render` casts a camera's rays through open3d."""
+    """Meshes in flat colours (an [objects, 3] array) standing on a ground plane of colour `ground` (None: no
+    ground), under a sky fading from sky[1] at the horizon to sky[0] overhead, lit by a sun from direction `sun`
+    with cast shadows plus `ambient` light; `render` casts a camera's rays through open3d."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, meshes, colours, ground, sky, sun, ambient: float):
         import open3d as o3d
-
-        meshes = []
-        for _ in range(int(rng.integers(1, 4))):
-            mesh = primitive(KINDS[int(rng.integers(len(KINDS)))], rng)
-            mesh.rotate(random_rotation(rng), center=(0, 0, 0))
-            mesh.translate(rng.uniform(-0.45, 0.45, 3))
-            meshes.append(mesh)
-        points = np.concatenate([np.asarray(m.vertices) for m in meshes])
-        centre = (points.min(0) + points.max(0)) / 2
-        scale = FIT_RADIUS / np.linalg.norm(points - centre, axis=1).max()
-        for mesh in meshes:
-            mesh.translate(-centre).scale(scale, center=(0, 0, 0))
-        floor = min(np.asarray(m.vertices)[:, 1].min() for m in meshes)
-        ground = o3d.geometry.TriangleMesh.create_box(40.0, 0.01, 40.0).translate((-20.0, floor - 0.01, -20.0))
 
         self.raycaster = o3d.t.geometry.RaycastingScene()
         for mesh in meshes:
             self.raycaster.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(mesh))
-        self.ground_id = self.raycaster.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(ground))
-        self.colours = np.stack([hsv_colour(rng, (0.3, 0.9), (0.5, 1.0)) for _ in meshes] + [np.full(3, 0.55)])
-        self.colours[-1] *= rng.uniform(0.8, 1.2, 3)  # a slightly tinted ground
-        self.sky = hsv_colour(rng, (0.1, 0.5), (0.7, 1.0)), hsv_colour(rng, (0.1, 0.6), (0.3, 0.8))
-        azimuth, elevation = rng.uniform(0, 2 * math.pi), math.radians(rng.uniform(30, 70))
-        self.sun = np.array(
-            [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
-        )
-        self.ambient = rng.uniform(0.25, 0.4)
-        self.objects = len(meshes)
+        self.colours, self.ground_id = np.asarray(colours, dtype=np.float64), -1
+        if ground is not None:
+            floor = min(np.asarray(m.vertices)[:, 1].min() for m in meshes)
+            plane = o3d.geometry.TriangleMesh.create_box(40.0, 0.01, 40.0).translate((-20.0, floor - 0.01, -20.0))
+            self.ground_id = self.raycaster.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(plane))
+            self.colours = np.concatenate([self.colours, np.asarray(ground, dtype=np.float64)[None]])
+        self.sky, self.sun, self.ambient, self.objects = sky, np.asarray(sun), ambient, len(meshes)
 
     def _cast(self, origins: np.ndarray, dirs: np.ndarray) -> dict[str, np.ndarray]:
         import open3d as o3d
@@ -130,9 +142,10 @@ class RaycastScene:
         found = np.isfinite(t)
         normals = hit["primitive_normals"]
         normals = normals * np.where((normals * dirs).sum(-1, keepdims=True) > 0, -1.0, 1.0)  # face the camera
-        points = origins + np.where(found, t, 0.0)[:, None] * dirs
-        shadow = self._cast(points + 1e-3 * normals, np.broadcast_to(self.sun, points.shape).copy())
-        lit = ~np.isfinite(shadow["t_hit"])
+        points = origins[found] + t[found, None] * dirs[found]
+        shadow = self._cast(points + 1e-3 * normals[found], np.broadcast_to(self.sun, points.shape).copy())
+        lit = np.zeros(len(t), dtype=bool)
+        lit[found] = ~np.isfinite(shadow["t_hit"])  # nothing between the surface and the sun
         diffuse = np.clip(normals @ self.sun, 0.0, None) * lit
         colour = self.colours[np.where(found, ids, 0)] * (self.ambient + (1 - self.ambient) * diffuse)[:, None]
         up = (dirs / np.linalg.norm(dirs, axis=-1, keepdims=True))[:, 1:2]
@@ -153,9 +166,7 @@ class RaycastScene:
 
 def opencv_world_to_camera(distance: float, azimuth: float, elevation: float) -> np.ndarray:
     """OpenCV world-to-camera (x right, y down, z forward) of a camera at `distance` looking at the origin."""
-    eye = distance * np.array(
-        [math.cos(elevation) * math.sin(azimuth), math.sin(elevation), math.cos(elevation) * math.cos(azimuth)]
-    )
+    eye = distance * direction(azimuth, elevation)
     forward = -eye / distance
     right = np.cross(forward, [0.0, 1.0, 0.0])
     right /= np.linalg.norm(right)
@@ -168,7 +179,7 @@ def opencv_world_to_camera(distance: float, azimuth: float, elevation: float) ->
 
 def write_scene(folder: Path, rng: np.random.Generator, views: int, size: int) -> None:
     """One scene into `folder` (written beside it, then renamed): images, masks, depth, transforms.json."""
-    scene = RaycastScene(rng)
+    scene = random_scene(rng)
     fov = math.radians(rng.uniform(35, 50))
     focal = 0.5 * size / math.tan(fov / 2)
 

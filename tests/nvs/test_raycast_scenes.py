@@ -61,13 +61,9 @@ def test_a_sphere_projects_to_the_analytic_disc_at_its_depth():
     centre lies at depth d − r."""
     import open3d as o3d
 
-    rng = np.random.default_rng(0)
-    scene = raycast_scenes.RaycastScene(rng)
     sphere = o3d.geometry.TriangleMesh.create_sphere(0.5, resolution=96)
-    scene.raycaster = o3d.t.geometry.RaycastingScene()
-    scene.raycaster.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(sphere))
-    scene.ground_id = -1  # no ground: every hit is the sphere
-    scene.colours = np.ones((1, 3))
+    sky = np.zeros(3), np.zeros(3)
+    scene = raycast_scenes.RaycastScene([sphere], np.ones((1, 3)), None, sky, sun=(0.0, 1.0, 0.0), ambient=0.3)
     size, focal, distance = 64, 50.0, 2.0
     out = scene.render(raycast_scenes.opencv_world_to_camera(distance, 0.3, 0.2), focal, size)
     radius_px = focal * 0.5 / math.sqrt(distance**2 - 0.5**2)
