@@ -120,7 +120,7 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
     ply = None
     if options.points:
         points, colours = writers.backproject(depth, rgb, poses_world, intrinsics)
-        keep = on_object.reshape(-1)  # object pixels only: the background's depth is the box's far side
+        keep = on_object.reshape(-1)  # object pixels only: where the field is faint, depth says little
         writers.write_points(folder / "points.ply", points[keep], colours[keep])
         shutil.copyfile(folder / "points.ply", folder / "nerfstudio/points.ply")
         summary["points"] = {"file": "points.ply", "count": int(keep.sum())}

@@ -1,5 +1,5 @@
 """Volume rendering inside an axis-aligned box: jittered stratified samples, optional importance resampling,
-alpha compositing over a background, expected depth and the distortion loss (Mip-NeRF 360)."""
+alpha compositing over a background, the expected distance of the weights and the distortion loss (Mip-NeRF 360)."""
 
 from __future__ import annotations
 
@@ -104,9 +104,20 @@ def render_rays(
         edges = interval_edges(t, near, far)
         weights, rgb, opacity = evaluate(t, edges)
     rgb = rgb + (1.0 - opacity)[..., None] * background(dirs)
+    return {
+        "rgb": rgb,
+        "distance": expected_distance(weights, edges, far),
+        "opacity": opacity,
+        "distortion": distortion_loss(weights, edges),
+    }
+
+
+def expected_distance(weights: Tensor, edges: Tensor, far: Tensor, eps: float = 1e-6) -> Tensor:
+    """Where along each ray the field's weights sit: Σ_i w_i m_i / Σ_i w_i (m_i the interval midpoints), as
+    nerfstudio's expected depth; a ray with no weight at all lies at `far`. The transparent remainder does not
+    count: a half-transparent surface stays where it is, and opacity says how sure the field is of it."""
     mids = 0.5 * (edges[..., 1:] + edges[..., :-1])
-    distance = (weights * mids).sum(dim=-1) + (1.0 - opacity) * far
-    return {"rgb": rgb, "distance": distance, "opacity": opacity, "distortion": distortion_loss(weights, edges)}
+    return ((weights * mids).sum(dim=-1) + eps * far) / (weights.sum(dim=-1) + eps)
 
 
 def render_in_chunks(

@@ -88,6 +88,24 @@ def test_solid_slab_is_seen_at_its_depth():
     assert out["distance"].item() == pytest.approx(1.9, abs=0.02)
 
 
+def test_half_transparent_slab_stays_at_its_depth():
+    """A slab of uniform density σ over distances [a, a + L] with σL = ln 2 lets half the light through; the
+    weights' mean distance is a + 1/σ − L·e^(−σL)/(1 − e^(−σL)) (the exponential's mean, cut at L), whatever lies
+    behind the slab. Its opacity is 0.5, so counting the transparent half at the box exit would put it at 2.44."""
+    a, thickness = 2.0, 0.2
+    sigma = math.log(2) / thickness
+
+    def field(points, point_dirs):
+        inside = (points[..., 2] >= 0.0) & (points[..., 2] < thickness)
+        return torch.where(inside, sigma, 0.0), torch.ones(points.shape)
+
+    origins, dirs = torch.tensor([[[0.0, 0.0, -a]]]), torch.tensor([[[0.0, 0.0, 1.0]]])
+    out = render_rays(field, lambda d: torch.zeros(*d.shape[:-1], 3), origins, dirs, bound=0.8, samples=640)
+    expected = a + 1 / sigma - thickness * 0.5 / (1 - 0.5)
+    assert out["opacity"].item() == pytest.approx(0.5, abs=0.01)
+    assert out["distance"].item() == pytest.approx(expected, abs=0.005)
+
+
 def test_vm_sampling_at_grid_nodes_is_plane_times_line():
     g = torch.Generator().manual_seed(0)
     R, C = 5, 4
