@@ -1,6 +1,8 @@
 """The model shipped during the nvs restructuring (issue 19) renders what it rendered before it: the expected
 arrays in tests/nvs/data/shipped_outputs.npz were computed by the code before the change
-(`python -m tests.nvs.test_shipped_outputs` writes them again). That model, trained on 880 classic scenes, is kept
+(`python -m tests.nvs.test_shipped_outputs` writes them again), except the depth arrays, rewritten when the
+rendered depth became Σ w·m / Σ w (the saved ones had been opacity × that + (1 − opacity) × the box exit, checked to
+2e-6 before they were replaced; the colours were not touched). That model, trained on 880 classic scenes, is kept
 here as tests/nvs/data/nvist_classic_880.* so that the check outlives a change of the default model."""
 
 from __future__ import annotations
