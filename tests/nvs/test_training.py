@@ -60,18 +60,18 @@ def test_fit_runs_validates_and_checkpoints(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)
 def test_tiny_config_learns_novel_views(tmp_path):
-    """The tiny CPU config (about 9 minutes on one thread here, scene generation and validation included) must beat
-    both trivial baselines on held-out scenes' novel views by the issue's 2 dB, and see the object: object PSNR
-    above both baselines on the object's pixels, a silhouette (opacity > 0.5) closer to the true one than
-    predicting every pixel as object (by 0.3 IoU) and than reusing the input view's mask, and a depth error on the
-    object no worse than a flat card at the object's distance (+0.02). Seed 0 at step 4000: object PSNR 17.32 dB
-    against 14.43 (input) and 13.14 (mean colour); IoU 0.723 against 0.192 (all object) and 0.634 (input mask);
-    depth abs-rel 0.132 against 0.137 (flat card): the model does not yet learn depth much better than a card
-    (full-image PSNR 22.10 dB in that run). Measured on its 40 held-out scenes before the object metrics existed:
-    22.07 / 22.11 / 21.88 / 22.05 dB (seeds 0-3) against 18.29 (input image) and 17.27 (mean colour), i.e. +3.59 to
-    +3.82 and +4.61 to +4.84 dB. It also asserts that the training loss falls (the last tenth of the logged losses
-    averaged 0.30-0.35x the first tenth in those runs). The two validations (steps 2000 and 4000) are not compared:
-    the second was higher in every run (+0.6 to +1.1 dB), but what the issue asks for is the final margin."""
+    """The tiny CPU config (about 9 minutes on one thread here, scene generation and validation included) must beat both
+    trivial baselines on held-out scenes' novel views by the issue's 2 dB, and see the object: object PSNR above
+    both baselines on the object's pixels, a silhouette (opacity > 0.5) closer to the true one than predicting every
+    pixel as object (by 0.3 IoU) and than reusing the input view's mask, and a depth error on the object at most
+    0.75x a flat card's at the object's distance. Seed 0 at step 4000: object PSNR 17.31 dB against 14.43 (input)
+    and 13.14 (mean colour); IoU 0.721 against 0.192 (all object) and 0.634 (input mask); depth abs-rel 0.063
+    against 0.137 (flat card); full-image PSNR 22.10 dB in that run. Measured on its 40 held-out scenes before the
+    object metrics existed: 22.07 / 22.11 / 21.88 / 22.05 dB (seeds 0-3) against 18.29 (input image) and 17.27 (mean
+    colour), i.e. +3.59 to +3.82 and +4.61 to +4.84 dB. It also asserts that the training loss falls (the last tenth
+    of the logged losses averaged 0.30-0.35x the first tenth in those runs). The two validations (steps 2000 and
+    4000) are not compared: the second was higher in every run (+0.6 to +1.1 dB), but what the issue asks for is the
+    final margin."""
     args = ["--config", TINY, "--trainer.default_root_dir", str(tmp_path), "--data.root", str(tmp_path / "scenes")]
     result = run_module("nvs", "fit", *args, timeout=1800)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -91,11 +91,11 @@ def test_tiny_config_learns_novel_views(tmp_path):
     assert last["psnr_object"] >= last["psnr_object_mean_baseline"] + 2.0
     assert last["iou"] >= last["iou_all_object_baseline"] + 0.3
     assert last["iou"] > last["iou_input_baseline"]
-    assert last["depth_absrel"] <= last["depth_absrel_baseline"] + 0.02
+    assert last["depth_absrel"] <= 0.75 * last["depth_absrel_baseline"]
     # the same model on scenes of another renderer it never saw (scripts/raycast_scenes.py): classic_880, this
     # config's seed-0 run, scored 18.60 dB against 16.96 / 17.15 (input image / mean colour), object 16.57 dB against
-    # 14.43 / 14.20, IoU 0.655 against 0.611 (input mask) and 0.303 (all object), depth abs-rel 0.159 against 0.205;
-    # this test's own run (seed 0 again) 18.06 dB, object 16.40 dB, IoU 0.652, depth 0.161. The full-image margin
+    # 14.43 / 14.20, IoU 0.655 against 0.611 (input mask) and 0.303 (all object); this test's own run (seed 0
+    # again) 18.06 dB, object 16.40 dB, IoU 0.652, depth abs-rel 0.099 against 0.205 (flat card). The full-image margin
     # is the smallest (+0.92 to +1.45 dB over the better baseline), as the background fills most pixels
     other = evaluate_on_raycast_scenes(next(tmp_path.glob("lightning_logs/version_0/checkpoints/*.ckpt")), tmp_path)
     print(f"raycast scenes: {other}")
@@ -103,7 +103,7 @@ def test_tiny_config_learns_novel_views(tmp_path):
     assert other["psnr_object"] >= max(other["psnr_object_input_baseline"], other["psnr_object_mean_baseline"]) + 1.0
     assert other["iou"] >= other["iou_all_object_baseline"] + 0.2
     assert other["iou"] >= other["iou_input_baseline"] - 0.02
-    assert other["depth_absrel"] < other["depth_absrel_baseline"]
+    assert other["depth_absrel"] <= 0.75 * other["depth_absrel_baseline"]
 
 
 def evaluate_on_raycast_scenes(checkpoint: Path, tmp_path: Path, scenes: int = 20) -> dict[str, float]:
