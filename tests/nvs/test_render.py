@@ -101,7 +101,8 @@ def test_half_transparent_slab_stays_at_its_depth():
 
     origins, dirs = torch.tensor([[[0.0, 0.0, -a]]]), torch.tensor([[[0.0, 0.0, 1.0]]])
     out = render_rays(field, lambda d: torch.zeros(*d.shape[:-1], 3), origins, dirs, bound=0.8, samples=640)
-    expected = a + 1 / sigma - thickness * 0.5 / (1 - 0.5)
+    through = math.exp(-sigma * thickness)  # 0.5
+    expected = a + 1 / sigma - thickness * through / (1 - through)
     assert out["opacity"].item() == pytest.approx(0.5, abs=0.01)
     assert out["distance"].item() == pytest.approx(expected, abs=0.005)
 
