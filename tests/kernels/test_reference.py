@@ -7,7 +7,7 @@ import torch
 
 import kernels
 from kernels.ops.lightning.reference import alibi_slopes
-from kernels.ops.soft.reference import newton_schulz_pinv
+from kernels.ops.soft.reference import gaussian_kernel, gaussian_kernel_matmul, newton_schulz_pinv
 from kernels.registry import KIND_TABLE
 
 from . import naive
@@ -173,6 +173,20 @@ def test_soft_explicit_landmarks():
     check("soft", (2, 2, 64, 64, 32, 16), landmarks=landmarks)
     shared = landmarks[:1, :1]
     check("soft", (2, 2, 64, 100, 32, 16), landmarks=shared)
+
+
+@pytest.mark.parametrize("offset", [0.0, 5.0, 50.0])
+def test_soft_gaussian_kernel_exact_far_from_the_origin(offset):
+    """Distances do not change when every feature is shifted; in fp32 their computation must not either (the
+    ‖a‖²+‖b‖²−2a·b expansion on raw features is off by 1e-5 at an offset of 5 and by 1e-3 at 50)."""
+    g = torch.Generator().manual_seed(5)
+    a = (torch.randn(2, 300, 32, generator=g, dtype=torch.float64) * 0.6 + offset).float()
+    b = a[:, :294].reshape(2, 49, 6, 32).mean(2)
+    truth = naive.gaussian(a.double(), b.double())  # float64 from the same fp32 inputs
+    assert truth.min() < 1e-3 and truth.max() > 0.01  # far and near pairs (and, below, G(b, b)'s diagonal of 1)
+    for kernel in (gaussian_kernel, gaussian_kernel_matmul):
+        for x, y, ref in ((a, b, truth), (b, b, naive.gaussian(b.double(), b.double()))):
+            assert (kernel(x, y).double() - ref).abs().max() < 1e-6, (kernel.__name__, offset)
 
 
 def test_newton_schulz_converges_to_pinv():
