@@ -8,13 +8,13 @@ from torch import Tensor
 
 def gaussian_kernel(a: Tensor, b: Tensor) -> Tensor:
     """G(a, b) = exp(−‖a−b‖²/2) for every pair of rows; the squared distance is summed from differences
-    (torch.cdist's direct mode): exact, and cheap for the m×m landmark Gram matrix."""
+    (torch.cdist's direct mode): exact in few launches, which is what the fused path's m×m Gram matrix wants."""
     dist = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist")
     return torch.exp(-0.5 * dist.square())
 
 
 def gaussian_kernel_matmul(a: Tensor, b: Tensor) -> Tensor:
-    """G(a, b) as `gaussian_kernel`, with ‖a−b‖² expanded as ‖a‖²+‖b‖²−2a·b (one matmul), for the N×m kernels.
+    """G(a, b) as `gaussian_kernel`, with ‖a−b‖² expanded as ‖a‖²+‖b‖²−2a·b (one matmul).
 
     Both sets are first moved so that b's centroid is the origin: distances do not change, and the norms stay as
     small as the rows' spread, so the expansion does not cancel as it does on raw features far from the origin
@@ -62,5 +62,5 @@ def soft_attention(
     else:
         landmarks = landmarks.expand(*k.shape[:2], *landmarks.shape[-2:])
     a_q, a_k = gaussian_kernel_matmul(q, landmarks), gaussian_kernel_matmul(k, landmarks)
-    inverse = newton_schulz_pinv(gaussian_kernel(landmarks, landmarks), newton_iters)
+    inverse = newton_schulz_pinv(gaussian_kernel_matmul(landmarks, landmarks), newton_iters)
     return a_q @ (inverse @ (a_k.transpose(-1, -2) @ v))
