@@ -37,10 +37,10 @@ system-deps:
 	fi
 
 test: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q
 
 test-fast: setup
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q -x -m "not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist worksteal -q -x -m "not slow"
 
 render: setup
 	$(PY) -m nvs.render nvs/assets/coffee.jpg --out renders

@@ -13,3 +13,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 os.environ.setdefault("KERNELS_NAN_FILL", "1")
+
+
+def pytest_collection_modifyitems(items):
+    """Order for `make test`'s two workers (`--dist worksteal`): each worker takes half of this order, and an idle
+    one steals from the end of the other's queue, but a busy worker keeps the test after the one it runs. So the
+    longest test (marked `slow(first=True)`) comes first, and the other slow tests come last, where they can be
+    stolen instead of waiting behind it."""
+
+    def rank(item):
+        slow = item.get_closest_marker("slow")
+        return 1 if slow is None else 0 if slow.kwargs.get("first") else 2
+
+    items.sort(key=rank)  # stable: the collection order within each rank
