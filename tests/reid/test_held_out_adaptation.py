@@ -1,6 +1,6 @@
 """The whole pipeline adapts to target domains it was never tuned on: stage 0 renders the labelled source in each
 of its cameras' styles (the tiny CycleGANs), stage 1 trains on the source and its renders with the target's BN
-statistics, stage 2 is the committed config. The targets are two held-out domains of reid.data.domains (their own
+statistics, stage 2 is the committed config. The targets are held-out domains of reid.data.domains (their own
 generator seeds, figure styles, camera counts and camera effects) defined after the stage-2 config was chosen, with
 only the data roots changed. Measured gains over stage 1 (docs/reid.md, "Held-out domains: the committed recipe"):
 museum +21.8 / +17.8 / +20.8, depot +20.8 / +21.3 / +19.2 test mAP points on seeds 0 / 1 / 2; this test's own
