@@ -16,10 +16,10 @@ def test_config_parses(config, monkeypatch, capsys):
     # time importing torch and Lightning again (the training tests run `python -m <package> fit` itself).
     package = config.parent.name
     monkeypatch.setattr(sys, "argv", [package, "fit", "--config", str(config), "--print_config"])
-    with pytest.raises(SystemExit) as exit:
+    with pytest.raises(SystemExit) as raised:
         importlib.import_module(f"{package}.__main__").main()
     printed = capsys.readouterr()
-    assert exit.value.code in (0, None), printed.err[-2000:]
+    assert raised.value.code in (0, None), printed.err[-2000:]
     assert "trainer:" in printed.out and "model:" in printed.out
 
 
