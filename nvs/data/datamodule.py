@@ -11,6 +11,9 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from common.images import DecodedOnce
+
+from ..images import load_rgb
 from .scenes import Scene, SceneDataset
 
 
@@ -26,6 +29,10 @@ class NViSTData(L.LightningDataModule):
     scenes are rendered into `root` once (prepare_data; style "classic" unless given, `workers` processes, default
     1); a folder rendered with other settings is an error, never silently reused. Held-out scenes that have masks
     and depth maps (the synthetic ones do) also get the object metrics.
+
+    cache_images: decode each image file once and keep it in memory (`common.images.DecodedOnce`): the same
+    batches, without decoding the same files at every step; for small datasets (880 synthetic scenes of 8 views at
+    32² take 86 MB, once per DataLoader worker), not MVImgNet or CO3D.
     """
 
     def __init__(
@@ -42,6 +49,7 @@ class NViSTData(L.LightningDataModule):
         num_workers: int = 0,
         scale: float = 1.0,
         generate: dict | None = None,
+        cache_images: bool = False,
     ):
         super().__init__()
         if format not in ("nerfstudio", "mvimgnet", "co3d"):
@@ -103,9 +111,10 @@ class NViSTData(L.LightningDataModule):
         training = [s for i, s in enumerate(scenes) if i % h.holdout_every != h.holdout_every - 1]
         if not held_out or (not training and stage in ("fit", None)):  # testing alone may hold out every scene
             raise ValueError(f"root: {len(scenes)} scenes cannot be split with holdout_every={h.holdout_every}")
-        sizes = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
-        self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **sizes) if training else None
-        self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, geometry=True, **sizes)
+        shared = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
+        shared["read"] = DecodedOnce(load_rgb) if h.cache_images else None
+        self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **shared) if training else None
+        self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, geometry=True, **shared)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(

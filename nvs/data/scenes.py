@@ -9,6 +9,7 @@ CO3D) build Scene lists; SceneDataset turns a scene into tensors.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,6 +85,8 @@ class SceneDataset(Dataset):
     input_view: "random" (training) or an index (validation: a fixed input, the rest are novel views).
     geometry: also return the targets' object masks and depth maps (`masks`, `depths` [V, H, W]) and the input
     view's mask at the target size (`input_mask` [H, W]), for scenes whose every view has both (evaluation).
+    read: how an image path becomes a [3, H, W] float tensor (default `load_rgb`; `common.images.DecodedOnce(load_rgb)`
+    decodes each file once). It must not be changed in place: the dataset never does.
     """
 
     def __init__(
@@ -95,12 +98,14 @@ class SceneDataset(Dataset):
         input_view: str | int = "random",
         include_input: bool = True,
         geometry: bool = False,
+        read: Callable[[Path], Tensor] | None = None,
     ):
         if not scenes:
             raise ValueError("scenes: no scenes found")
         self.scenes, self.input_size, self.target_size = scenes, input_size, target_size
         self.targets, self.input_view, self.include_input = targets, input_view, include_input
         self.geometry = geometry
+        self.read = load_rgb if read is None else read
 
     def __len__(self) -> int:
         return len(self.scenes)
@@ -119,7 +124,7 @@ class SceneDataset(Dataset):
         chosen = chosen[: max(1, self.targets)]
         reference = scene.views[first]
 
-        reference_rgb = load_rgb(reference.image)
+        reference_rgb = self.read(reference.image)
         image, (fx, fy, cx, cy) = _resize_view(reference_rgb, reference, *self.input_size)
         poses = torch.stack([scene.views[i].c2w for i in chosen]).float()
         poses[:, :3, 3] = (poses[:, :3, 3] - scene.center) * scene.scale
@@ -133,7 +138,7 @@ class SceneDataset(Dataset):
         with_geometry = self.geometry and all(v.mask is not None and v.depth is not None for v in scene.views)
         for i in chosen:
             view = scene.views[i]
-            rgb = load_rgb(view.image)
+            rgb = self.read(view.image)
             img, k = _resize_view(rgb, view, *self.target_size)
             target_images.append(img)
             intrinsics.append(torch.tensor(k))

@@ -86,7 +86,8 @@ class ReIDImages(Dataset):
     index=i, is_query=i < num_query).
 
     labels: per-sample ids used instead of the samples' pids (pseudo-labels). num_query: evaluation sets
-    are query + gallery in one list, the first num_query items being the queries.
+    are query + gallery in one list, the first num_query items being the queries. read: how a path becomes an
+    RGB image (default `read_image`; a shared `DecodedOnce(read_image)` decodes each file once).
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class ReIDImages(Dataset):
         transform: Callable | None,
         labels: Sequence[int] | None = None,
         num_query: int = 0,
+        read: Callable[[str], Image.Image] | None = None,
     ):
         if labels is not None and len(labels) != len(samples):
             raise ValueError(f"labels: expected one per sample ({len(samples)}), got {len(labels)}")
@@ -106,9 +108,13 @@ class ReIDImages(Dataset):
         )
         self.labels = None if labels is None else [int(label) for label in labels]
         self.num_query = num_query
+        self.read = read
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def _read_image(self, path: str) -> Image.Image:
+        return read_image(path) if self.read is None else self.read(path)
 
     def image_path(self, index: int) -> str:
         """The file item `index` reads."""
@@ -117,7 +123,7 @@ class ReIDImages(Dataset):
     def __getitem__(self, index: int) -> dict:
         sample = self.samples[index]
         return {
-            "image": self.transform(read_image(self.image_path(index))),
+            "image": self.transform(self._read_image(self.image_path(index))),
             "pid": sample.pid if self.labels is None else self.labels[index],
             "camid": sample.camid,
             "index": index,
@@ -138,8 +144,9 @@ class CamStyleImages(ReIDImages):
         prob: float,
         transform: Callable | None,
         labels: Sequence[int] | None = None,
+        read: Callable[[str], Image.Image] | None = None,
     ):
-        super().__init__(samples, transform, labels)
+        super().__init__(samples, transform, labels, read=read)
         if len(renders) != len(samples):
             raise ValueError(f"renders: expected one list per sample ({len(samples)}), got {len(renders)}")
         if not 0 <= prob <= 1:

@@ -200,3 +200,31 @@ def test_testing_alone_may_hold_out_every_scene_but_fitting_may_not(tmp_path):
     assert len(data.val_set) == 2 and data.train_set is None
     with pytest.raises(ValueError, match="2 scenes cannot be split with holdout_every=1"):
         data.setup("fit")
+
+
+def test_cached_images_give_the_same_batches_and_decode_each_file_once(tmp_path, monkeypatch):
+    from collections import Counter
+
+    from nvs import images
+    from nvs.data.datamodule import NViSTData
+
+    decoded = Counter()
+    original = images.open_image
+    monkeypatch.setattr(images, "open_image", lambda path: decoded.update([str(path)]) or original(path))
+    sizes = {f"{role}_{side}": 16 for role in ("input", "target") for side in ("height", "width")}
+    spec = {"scenes": 4, "views": 3, "size": 16}
+
+    def two_epochs_and_validation(**kwargs) -> list[torch.Tensor]:
+        data = NViSTData(root=str(tmp_path), holdout_every=4, targets=2, batch_size=1, generate=spec, **sizes, **kwargs)
+        data.prepare_data()
+        data.setup("fit")
+        torch.manual_seed(0)  # the input views and the shuffling
+        batches = [b for _ in range(2) for b in data.train_dataloader()] + list(data.val_dataloader())
+        return [torch.cat([b["image"].flatten(), b["targets"].flatten()]) for b in batches]
+
+    plain = two_epochs_and_validation()
+    assert max(decoded.values()) > 1  # without the cache a file is decoded every time it is read
+    files, decoded = set(decoded), Counter()
+    cached = two_epochs_and_validation(cache_images=True)
+    assert len(plain) == 3 * 2 + 1 and all(torch.equal(a, b) for a, b in zip(plain, cached, strict=True))
+    assert set(decoded) == files and set(decoded.values()) == {1}

@@ -102,6 +102,24 @@ def test_loader_for_clustering_and_pseudo_labels(roots):
     assert data.val_dataloader().dataset.num_query == 2  # no held-out target ids: source query + gallery
 
 
+def test_cached_images_give_the_same_batches_and_decode_each_file_once(roots, monkeypatch):
+    decoded = Counter()
+    original = reid_datasets.open_image
+    monkeypatch.setattr(reid_datasets, "open_image", lambda path: decoded.update([str(path)]) or original(path))
+
+    def two_epochs_and_validation(data: ReIDData) -> list[torch.Tensor]:
+        torch.manual_seed(0)  # the training augmentation's draws
+        images = [torch.cat([b["image"] for b in data.train_dataloader()]) for _ in range(2)]
+        return images + [torch.cat([b["image"] for b in data.val_dataloader()])]
+
+    plain = two_epochs_and_validation(make(roots))
+    assert max(decoded.values()) > 1  # without the cache a file is decoded every time it is read
+    files, decoded = set(decoded), Counter()
+    cached = two_epochs_and_validation(make(roots, cache_images=True))
+    assert all(torch.equal(a, b) for a, b in zip(plain, cached, strict=True))
+    assert set(decoded) == files and set(decoded.values()) == {1}
+
+
 def test_errors(roots, tmp_path):
     market, folder = roots
     with pytest.raises(ValueError, match="unknown dataset 'duke'.*market1501, cuhk03np, msmt17, folder"):
