@@ -75,6 +75,7 @@ def test_pseudo_label_sampler_reads_labels_each_epoch():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # three trainings: 844-900 s in the full suite on a slow machine, the default limit is 900 s
 def test_adaptation_beats_source_only_on_the_synthetic_target(tmp_path):
     """The tiny configs on the synthetic pair: stage 1 learns the source (test mAP far above an untrained
     network's); the CORE-ReID pipeline (stage 1 with target BN statistics, then stage 2) beats source-only training
