@@ -33,8 +33,8 @@ Decoded = TypeVar("Decoded")
 class DecodedOnce(Generic[Decoded]):
     """`read(path)`, each path read once and its result kept in memory for every later call (the same object is
     returned, so callers must not change it in place). Training on a dataset that fits in memory reads the same
-    small files every epoch, and decoding them can be a quarter of a CPU step. A DataLoader worker process
-    fills its own copy."""
+    small files every epoch, and decoding them was a tenth of the tiny NViST's CPU step. Each DataLoader worker
+    process fills its own copy."""
 
     def __init__(self, read: Callable[[str | Path], Decoded]):
         self.read = read
