@@ -119,6 +119,36 @@ def test_odd_images_are_read_as_rgb(tmp_path):
     assert image.shape == (3, 32, 32) and scale == 32.0
 
 
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA", "I;16", "P", "CMYK"])
+def test_pixels_are_the_files_values_over_the_background(mode, tmp_path):
+    """Against float64 numpy on the pixels PIL decodes: value / peak, alpha-composited over the background."""
+    rng = np.random.default_rng(1)
+    rgba = rng.integers(0, 256, (5, 6, 4), np.uint8)
+    if mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65536, (5, 6)).astype(np.uint16))
+        expected = np.asarray(image, np.float64)[..., None].repeat(3, axis=2) / 65535
+    else:
+        image = Image.fromarray(rgba, "RGBA").convert(mode)
+        decoded = np.asarray(image.convert("RGBA"), np.float64) / 255
+        alpha = decoded[..., 3:]  # 1 for the modes without transparency
+        expected = decoded[..., :3] * alpha + np.array([0.2, 0.5, 0.9]) * (1 - alpha)
+    rgb = load_rgb(image, background=(0.2, 0.5, 0.9))
+    assert rgb.dtype == torch.float32 and rgb.shape == (3, 5, 6)
+    np.testing.assert_allclose(rgb.permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".png"])
+def test_a_palettes_transparent_colour_shows_the_background(suffix, tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255
+    rgba[:2, :, 3] = 255  # top half opaque red; bottom half transparent (red underneath)
+    Image.fromarray(rgba, "RGBA").convert("P").save(tmp_path / f"cutout{suffix}", transparency=0)
+    with Image.open(tmp_path / f"cutout{suffix}") as saved:
+        assert saved.mode == "P" and "transparency" in saved.info  # a palette file, as GIFs and pngquant's are
+    rgb = load_rgb(tmp_path / f"cutout{suffix}", background=(0.0, 0.0, 1.0))
+    assert torch.equal(rgb[:, 0, 0], torch.tensor([1.0, 0.0, 0.0])) and torch.equal(rgb[:, 3, 0], torch.tensor([0.0, 0.0, 1.0]))
+
+
 def test_exif_orientation_is_applied(tmp_path):
     pixels = np.zeros((4, 8, 3), np.uint8)
     pixels[:, :4] = 255  # left half white
