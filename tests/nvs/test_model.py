@@ -146,7 +146,8 @@ def test_a_palettes_transparent_colour_shows_the_background(suffix, tmp_path):
     with Image.open(tmp_path / f"cutout{suffix}") as saved:
         assert saved.mode == "P" and "transparency" in saved.info  # a palette file, as GIFs and pngquant's are
     rgb = load_rgb(tmp_path / f"cutout{suffix}", background=(0.0, 0.0, 1.0))
-    assert torch.equal(rgb[:, 0, 0], torch.tensor([1.0, 0.0, 0.0])) and torch.equal(rgb[:, 3, 0], torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.equal(rgb[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]))  # opaque red
+    assert torch.equal(rgb[:, 3, 0], torch.tensor([0.0, 0.0, 1.0]))  # the blue background, not the hidden red
 
 
 def test_exif_orientation_is_applied(tmp_path):
