@@ -5,7 +5,8 @@ model's input size, and compare it with the prepared photo it came from. A model
 was trained on (its own loss is on such views); on a photo unlike its training data it returns a blurred guess,
 no closer to the photo than a flat image of the photo's mean colour. The photo gets the notice when the input
 view's PSNR is below INPUT_VIEW_MIN_PSNR or its gain over that flat image is below INPUT_VIEW_MIN_GAIN
-(measurements behind both numbers: docs/nvs.md, "Photos far from the training data").
+(measurements behind both numbers: docs/nvs.md, "Photos far from the training data"). A photo of one flat
+colour (a 1×1 image, a blank frame) has nothing to compare: it gets its own notice instead.
 """
 
 from __future__ import annotations
@@ -18,24 +19,32 @@ from .model.nvist import RadianceField
 
 INPUT_VIEW_MIN_PSNR = 16.0  # dB
 INPUT_VIEW_MIN_GAIN = 0.0  # dB above the photo's mean colour
+FLAT_PHOTO_MAX_CONTRAST = 1 / 255  # RMS distance to the mean colour below which a photo is one flat colour
 REAL_DATA_CONFIG = "configs/nvs/nvist_mvimgnet.yaml"  # the recipe to train on real photos (MVImgNet)
 
 
 def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float]:
     """`psnr` of `field` rendered from the input camera against the prepared photo [3, H, W] it was predicted
-    from (the model's input size, the field's focal), and its `gain` in dB over the photo's mean colour."""
+    from (the model's input size, the field's focal), its `gain` in dB over the photo's mean colour, and the
+    photo's `contrast` (RMS distance of its pixels to that mean colour, 0..1)."""
     _, height, width = image.shape
     camera = dict(fx=field.focal, fy=field.focal, cx=width / 2, cy=height / 2, width=width, height=height)
     rendered = field.render(torch.eye(4)[None], **camera)["rgb"][0].permute(2, 0, 1).cpu()
     image = image.cpu().clamp(0, 1)
     score = float(peak_signal_noise_ratio(rendered, image, data_range=1.0))
     flat = image.mean(dim=(1, 2), keepdim=True).expand_as(image)
+    contrast = float((image - flat).square().mean().sqrt())
     gain = score - float(peak_signal_noise_ratio(flat, image, data_range=1.0))
-    return {"psnr": round(score, 3), "gain": round(gain, 3)}
+    return {"psnr": round(score, 3), "gain": round(gain, 3), "contrast": round(contrast, 5)}
 
 
 def notice(scores: dict[str, float], training_data: str | None) -> str | None:
     """The one-line out-of-distribution notice for input_view_scores, or None when the photo looks familiar."""
+    if scores.get("contrast", 1.0) < FLAT_PHOTO_MAX_CONTRAST:
+        return (
+            f"this photo is one flat colour (RMS contrast {scores['contrast'] * 255:.2f} of 255 levels at the model's "
+            "input size): there is no object in it to reconstruct, so the views show only the model's guess"
+        )
     if scores["psnr"] >= INPUT_VIEW_MIN_PSNR and scores["gain"] >= INPUT_VIEW_MIN_GAIN:
         return None
     trained_on = training_data or "data its JSON does not record"

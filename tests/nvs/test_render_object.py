@@ -77,6 +77,24 @@ def test_input_view_scores_by_hand():
     assert scores["psnr"] == pytest.approx(10 * np.log10(4), abs=1e-3) and scores["gain"] == pytest.approx(0, abs=1e-3)
 
 
+def test_contrast_is_the_rms_distance_to_the_mean_colour():
+    image = torch.zeros(3, 4, 6)
+    image[:, :, :3] = 1.0  # half white, half black: every pixel 0.5 from the grey mean
+    assert ood.input_view_scores(FlatField(), image)["contrast"] == pytest.approx(0.5, abs=1e-5)
+    assert ood.input_view_scores(FlatField(), torch.full((3, 4, 6), 0.3))["contrast"] == 0.0
+
+
+def test_a_flat_photo_gets_its_own_notice(model, tmp_path):
+    flat = ood.notice({"psnr": 40.0, "gain": -90.0, "contrast": 0.0}, "classic synthetic scenes")
+    assert "one flat colour" in flat and "\n" not in flat and "far from" not in flat
+    assert "one flat colour" not in (ood.notice({"psnr": 12.0, "gain": 0.0, "contrast": 0.2}, None) or "")
+    writers.Image.new("RGB", (1, 1), (200, 30, 90)).save(tmp_path / "dot.png")
+    summary = nvs.render_to_folder(tmp_path / "dot.png", tmp_path / "dot", model=model, views=2, size=16, mesh="none",
+                                   video="none")  # fmt: skip
+    assert summary["input_view"]["contrast"] < ood.FLAT_PHOTO_MAX_CONTRAST
+    assert sum("one flat colour" in w for w in summary["warnings"]) == 1 and notices(summary) == []
+
+
 def test_notice_is_one_line_naming_the_data_and_the_config():
     assert ood.notice({"psnr": 25.0, "gain": 3.0}, "classic synthetic scenes") is None
     for scores in ({"psnr": 12.0, "gain": 3.0}, {"psnr": 25.0, "gain": -0.5}):
