@@ -19,8 +19,15 @@ MODELS = {
     4: ("OPENCV", 8),
     5: ("OPENCV_FISHEYE", 8),
     6: ("FULL_OPENCV", 12),
+    7: ("FOV", 5),
+    8: ("SIMPLE_RADIAL_FISHEYE", 4),
+    9: ("RADIAL_FISHEYE", 5),
+    10: ("THIN_PRISM_FISHEYE", 12),
 }
 _BY_NAME = {name: (i, n) for i, (name, n) in MODELS.items()}
+# the views are rendered as pinhole cameras: radial and tangential distortion is left out (as MVImgNet's own
+# loaders do), but these models are other projections altogether, so a scene using one is refused
+NOT_PINHOLE = {"OPENCV_FISHEYE", "FOV", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE", "THIN_PRISM_FISHEYE"}
 
 
 @dataclass
@@ -32,8 +39,11 @@ class Camera:
 
     @property
     def intrinsics(self) -> tuple[float, float, float, float]:
+        """fx, fy, cx, cy of a perspective model (its distortion left out); ValueError for a fisheye model."""
+        if self.model in NOT_PINHOLE:
+            raise ValueError(f"camera model {self.model} is not a perspective camera; undistort the images first")
         p = self.params
-        if self.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
+        if self.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE"):
             return p[0], p[0], p[1], p[2]
         return p[0], p[1], p[2], p[3]
 
@@ -66,18 +76,26 @@ def _read_text(folder: Path):
     cameras = {}
     for line in _lines(folder / "cameras.txt"):
         parts = line.split()
-        if len(parts) < 5 or parts[1] not in _BY_NAME:
+        if len(parts) < 5 or parts[1] not in _BY_NAME or len(parts) - 4 != _BY_NAME[parts[1]][1]:
             raise ValueError(f"{folder / 'cameras.txt'}: cannot parse camera line {line!r}")
         cameras[int(parts[0])] = Camera(parts[1], int(parts[2]), int(parts[3]), tuple(map(float, parts[4:])))
     images = {}
-    lines = _lines(folder / "images.txt")
-    # each image has two lines: its pose (10 fields) and its 2-D points (triples, possibly none)
+    path = folder / "images.txt"
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: missing from the COLMAP model")
+    # as COLMAP reads it: skip blank and comment lines to an image's pose line (10 fields, the last its file name,
+    # which may hold spaces), then its 2-D points line follows as it is (empty when it has none)
+    lines = iter(path.read_text().splitlines())
     for line in lines:
-        parts = line.split()
-        if len(parts) == 10:
-            images[int(parts[0])] = Image(
-                parts[9], int(parts[8]), tuple(map(float, parts[1:5])), tuple(map(float, parts[5:8]))
-            )
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split(maxsplit=9)
+        if len(parts) != 10:
+            raise ValueError(f"{path}: cannot parse image line {line!r}")
+        images[int(parts[0])] = Image(
+            parts[9].strip(), int(parts[8]), tuple(map(float, parts[1:5])), tuple(map(float, parts[5:8]))
+        )
+        next(lines, None)
     points = [list(map(float, line.split()[1:4])) for line in _lines(folder / "points3D.txt")]
     return cameras, images, np.asarray(points, dtype=np.float64).reshape(-1, 3)
 

@@ -34,7 +34,10 @@ def read_scene(folder: Path) -> Scene:
         path = folder / "images" / image.name
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: image {path} listed by the COLMAP model does not exist")
-        fx, fy, cx, cy = camera.intrinsics
+        try:
+            fx, fy, cx, cy = camera.intrinsics
+        except ValueError as error:
+            raise ValueError(f"{folder}: image {image.name}: {error}") from None
         c2w = invert_pose(world_to_camera(image)).float()
         views.append(View(path, c2w, fx, fy, cx, cy, camera.width, camera.height))
     return Scene(

@@ -82,6 +82,27 @@ def test_text_and_binary_models_agree(tmp_path):
     assert text[0] == binary[0] and text[1] == binary[1] and np.allclose(text[2], binary[2])
 
 
+def test_file_names_with_spaces_in_both_models(tmp_path):
+    for writer, folder in ((write_colmap_text, "t"), (write_colmap_binary, "b")):
+        writer(tmp_path / folder)
+        (tmp_path / folder / "images/im1.jpg").rename(tmp_path / folder / "images/im 1.jpg")
+    text_model = tmp_path / "t/sparse/0/images.txt"
+    text_model.write_text(text_model.read_text().replace("im1.jpg", "im 1.jpg"))
+    binary_model = tmp_path / "b/sparse/0/images.bin"
+    binary_model.write_bytes(binary_model.read_bytes().replace(b"im1.jpg\x00", b"im 1.jpg\x00"))
+    text, binary = read_model(tmp_path / "t/sparse/0"), read_model(tmp_path / "b/sparse/0")
+    assert sorted(image.name for image in text[1].values()) == ["im 1.jpg", "im0.jpg"] and text[1] == binary[1]
+    assert [view.image.name for view in mvimgnet.read_scene(tmp_path / "t").views] == ["im 1.jpg", "im0.jpg"]
+
+
+@pytest.mark.parametrize("camera", ["OPENCV_FISHEYE 16 12 20 21 8 6 0.1 0 0 0", "FOV 16 12 20 21 8 6 0.9"])
+def test_fisheye_cameras_are_refused_by_name(camera, tmp_path):
+    write_colmap_text(tmp_path / "s")
+    (tmp_path / "s/sparse/0/cameras.txt").write_text(f"1 {camera}\n")
+    with pytest.raises(ValueError, match=camera.split()[0]):
+        mvimgnet.find_scenes(tmp_path)
+
+
 def test_colmap_errors(tmp_path):
     write_colmap_binary(tmp_path / "s")
     data = (tmp_path / "s/sparse/0/images.bin").read_bytes()
@@ -90,6 +111,10 @@ def test_colmap_errors(tmp_path):
         mvimgnet.find_scenes(tmp_path)
     with pytest.raises(FileNotFoundError, match="no <scene>/sparse/0"):
         mvimgnet.find_scenes(tmp_path / "s" / "images")
+    write_colmap_text(tmp_path / "t")
+    (tmp_path / "t/sparse/0/cameras.txt").write_text("1 PINHOLE 16 12 20.0 21.0 8.0\n")  # PINHOLE takes four
+    with pytest.raises(ValueError, match="cannot parse camera line"):
+        read_model(tmp_path / "t/sparse/0")
 
 
 def write_co3d(root: Path, fmt="ndc_isotropic"):
