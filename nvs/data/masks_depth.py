@@ -1,7 +1,7 @@
 """Per-view object masks and depth maps as nerfstudio folders store them, read and written in one place.
 
-- mask (frame key `mask_path`): an 8-bit (or 1-bit) single-channel image; a pixel shows the object where its value
-  is above half (the writer stores 0 or 255, which nerfstudio, reading any non-zero value as "use", reads the same).
+- mask (frame key `mask_path`): a single-channel image (1-, 8- or 16-bit); a pixel shows the object where its value
+  is not zero, as nerfstudio reads it (0/1 and 0/255 masks alike). The writer stores 0 or 255.
 - depth (frame key `depth_file_path`): a 16-bit single-channel PNG or a 2-D .npy array of z-depth in the camera frame
   (along the optical axis, not along the ray); 0 means "no depth" (background). Stored values times
   `depth_unit_scale_factor` (top level of transforms.json; nerfstudio's name and its default, 1e-3) are world units.
@@ -28,12 +28,13 @@ def _check_size(array: np.ndarray, path: Path, size: tuple[int, int] | None, wha
 
 
 def read_mask(path: str | Path, size: tuple[int, int] | None = None) -> np.ndarray:
-    """[H, W] float32 in 0..1 (1 = object). size: the (height, width) its image has; another size is an error."""
+    """[H, W] float32 of 0 and 1 (1 = object: a non-zero value). size: the (height, width) its image has; another
+    size is an error."""
     path = Path(path)
     image = open_image(path)
-    if image.mode not in ("1", "L", "I;16", "I"):
+    if image.mode not in ("1", "L", "I;16", "I;16B", "I;16L", "I"):
         raise ValueError(f"mask: {path} must be a single-channel image, got mode {image.mode}")
-    array = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    array = (np.asarray(image) != 0).astype(np.float32)
     _check_size(array, path, size, "mask")
     return array
 

@@ -40,6 +40,17 @@ def fixture_geometry(h=16, w=24):
     return masks, depths
 
 
+@pytest.mark.parametrize("mode, value", [("L", 1), ("L", 255), ("1", 1), ("I;16", 1), ("I;16", 65535)])
+def test_a_mask_pixel_is_object_where_it_is_not_zero(mode, value, tmp_path):
+    """As nerfstudio reads `mask_path` (any non-zero value): 0/1 masks as well as 0/255 ones."""
+    mask = np.random.default_rng(0).random((5, 7)) > 0.5
+    dtype = np.uint16 if mode == "I;16" else np.uint8
+    image = Image.fromarray(mask) if mode == "1" else Image.fromarray(np.where(mask, value, 0).astype(dtype))
+    image.save(tmp_path / "m.png")
+    assert Image.open(tmp_path / "m.png").mode == mode
+    assert np.array_equal(read_mask(tmp_path / "m.png"), mask.astype(np.float32))
+
+
 def test_mask_and_depth_files_round_trip(tmp_path):
     mask = np.random.default_rng(0).random((5, 7)) > 0.5
     write_mask(tmp_path / "m.png", mask)
