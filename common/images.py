@@ -11,8 +11,9 @@ if TYPE_CHECKING:
     from PIL import Image
 
 
-def open_image(path: str | Path) -> Image.Image:
-    """The image at `path`, decoded whole (the file is closed again) with its EXIF orientation applied.
+def open_image(path: str | Path, orient: bool = True) -> Image.Image:
+    """The image at `path`, decoded whole (the file is closed again), with its EXIF orientation applied when
+    `orient` (False: the pixel grid as stored, which camera calibrations such as COLMAP's and nerfstudio's refer to).
     FileNotFoundError when there is no file; ValueError naming the file when it cannot be decoded."""
     from PIL import Image, ImageOps
 
@@ -22,7 +23,7 @@ def open_image(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as opened:
             opened.load()
-            return ImageOps.exif_transpose(opened)
+            return ImageOps.exif_transpose(opened) if orient else opened.copy()
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ValueError(f"image: cannot read {path}: {error}") from error
 

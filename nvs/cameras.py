@@ -135,6 +135,15 @@ def rays_for_pixels(poses: Tensor, intrinsics: Tensor, view: Tensor, u: Tensor, 
     return origins, dirs
 
 
+def nearest_point_to_axes(poses: Tensor) -> Tensor:
+    """The point closest to every camera's optical axis, in the least-squares sense (OpenCV c2w [N, 4, 4] -> [3],
+    float64): the object of a capture circling it. nerfstudio's "focus" centring."""
+    dirs = torch.nn.functional.normalize(poses[:, :3, 2].double(), dim=-1)
+    origins = poses[:, :3, 3].double()
+    proj = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]
+    return torch.linalg.lstsq(proj.sum(0), (proj @ origins[:, :, None]).sum(0)).solution[:, 0]
+
+
 def scale_intrinsics(fx: float, fy: float, cx: float, cy: float, sx: float, sy: float) -> tuple[float, ...]:
     """Intrinsics after resizing an image by (sx, sy)."""
     return fx * sx, fy * sy, cx * sx, cy * sy

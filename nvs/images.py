@@ -13,10 +13,11 @@ from torch import Tensor
 from common.images import open_image
 
 
-def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> Tensor:
-    """[3, H, W] float in 0..1 from a path, PIL image or tensor. EXIF orientation is applied; grayscale is
-    repeated; transparency (an alpha channel, or a palette's transparent colour) is composited over `background`;
-    16-bit images keep their precision."""
+def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0), orient: bool = True) -> Tensor:
+    """[3, H, W] float in 0..1 from a path, PIL image or tensor. EXIF orientation is applied (unless `orient` is
+    False: data sets' camera calibrations refer to the pixel grid as stored); grayscale is repeated; transparency
+    (an alpha channel, or a palette's transparent colour) is composited over `background`; 16-bit images keep their
+    precision."""
     if isinstance(image, Tensor):
         if image.ndim != 3 or image.shape[0] not in (1, 3, 4) or not image.is_floating_point():
             raise ValueError(
@@ -26,9 +27,9 @@ def load_rgb(image, background: tuple[float, float, float] = (1.0, 1.0, 1.0)) ->
             return image.detach().cpu().float().clamp(0, 1)
         pixels = image.detach().cpu().float().permute(1, 2, 0)
     elif isinstance(image, (str, Path)):
-        pixels = _pil_to_float(open_image(image))  # open_image applies the EXIF orientation
+        pixels = _pil_to_float(open_image(image, orient))
     elif isinstance(image, Image.Image):
-        pixels = _pil_to_float(ImageOps.exif_transpose(image))
+        pixels = _pil_to_float(ImageOps.exif_transpose(image) if orient else image)
     else:
         raise TypeError(f"image: expected a path, PIL image or tensor, got {type(image).__name__}")
     if pixels.shape[2] == 1:

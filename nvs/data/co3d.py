@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..cameras import invert_pose
+from ..cameras import invert_pose, nearest_point_to_axes
 from .scenes import Scene, View
 
 CAMERA_DISTANCE = 2.0
@@ -54,14 +54,6 @@ def frame_to_view(frame: dict, root: Path) -> View:
     if not view.image.is_file():
         raise FileNotFoundError(f"frame {frame.get('frame_number')}: image {view.image} does not exist")
     return view
-
-
-def nearest_point_to_axes(poses: torch.Tensor) -> torch.Tensor:
-    """Least-squares point closest to every camera's optical axis (OpenCV c2w [N, 4, 4])."""
-    dirs = torch.nn.functional.normalize(poses[:, :3, 2].double(), dim=-1)
-    origins = poses[:, :3, 3].double()
-    proj = torch.eye(3, dtype=torch.float64) - dirs[:, :, None] * dirs[:, None, :]
-    return torch.linalg.lstsq(proj.sum(0), (proj @ origins[:, :, None]).sum(0)).solution[:, 0]
 
 
 def find_scenes(root: str | Path) -> list[Scene]:

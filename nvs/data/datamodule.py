@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader
 
 from common.images import DecodedOnce
 
-from ..images import load_rgb
-from .scenes import Scene, SceneDataset
+from .nerfstudio import CENTERS
+from .scenes import Scene, SceneDataset, read_view_image
 
 
 def _collate(items: list[dict]) -> dict:
@@ -29,6 +29,10 @@ class NViSTData(L.LightningDataModule):
     scenes are rendered into `root` once (prepare_data; style "classic" unless given, `workers` processes, default
     1); a folder rendered with other settings is an error, never silently reused. Held-out scenes that have masks
     and depth maps (the synthetic ones do) also get the object metrics.
+
+    scale, center: for "nerfstudio" only, world units -> the field's, and where the object is ("focus": the point
+    nearest to every optical axis; "poses": the mean camera position; "none": the world origin), as
+    nerfstudio.read_transforms takes them; MVImgNet and CO3D scenes are centred and scaled by their own rules.
 
     cache_images: decode each image file once and keep it in memory (`common.images.DecodedOnce`): the same
     batches, without decoding the same files at every step; for small datasets (880 synthetic scenes of 8 views at
@@ -50,10 +54,13 @@ class NViSTData(L.LightningDataModule):
         scale: float = 1.0,
         generate: dict | None = None,
         cache_images: bool = False,
+        center: str = "focus",
     ):
         super().__init__()
         if format not in ("nerfstudio", "mvimgnet", "co3d"):
             raise ValueError(f"format: expected 'nerfstudio', 'mvimgnet' or 'co3d', got {format!r}")
+        if center not in CENTERS:
+            raise ValueError(f"center: expected one of {CENTERS}, got {center!r}")
         self.save_hyperparameters()
         self.train_set: SceneDataset | None = None
         self.val_set: SceneDataset | None = None
@@ -95,7 +102,7 @@ class NViSTData(L.LightningDataModule):
         if h.format == "nerfstudio":
             from .nerfstudio import find_scenes
 
-            return find_scenes(h.root, h.scale)
+            return find_scenes(h.root, h.scale, h.center)
         if h.format == "mvimgnet":
             from .mvimgnet import find_scenes
 
@@ -112,7 +119,7 @@ class NViSTData(L.LightningDataModule):
         if not held_out or (not training and stage in ("fit", None)):  # testing alone may hold out every scene
             raise ValueError(f"root: {len(scenes)} scenes cannot be split with holdout_every={h.holdout_every}")
         shared = dict(input_size=(h.input_height, h.input_width), target_size=(h.target_height, h.target_width))
-        shared["read"] = DecodedOnce(load_rgb) if h.cache_images else None
+        shared["read"] = DecodedOnce(read_view_image) if h.cache_images else None
         self.train_set = SceneDataset(training, targets=h.targets, input_view="random", **shared) if training else None
         self.val_set = SceneDataset(held_out, targets=1000, input_view=0, include_input=False, geometry=True, **shared)
 

@@ -58,12 +58,34 @@ def _resize_crop(image: Tensor, height: int, width: int, mode: str = "bilinear")
     return image[:, top : top + height, left : left + width], (new_w / w, new_h / h, left, top)
 
 
+def read_view_image(path: Path) -> Tensor:
+    """A view's image as [3, H, W] in 0..1, its pixel grid as stored: no EXIF rotation, since the camera was
+    calibrated on the stored grid (COLMAP and nerfstudio read it so)."""
+    return load_rgb(path, orient=False)
+
+
+def file_intrinsics(view: View, height: int, width: int) -> tuple[float, float, float, float]:
+    """The view's fx, fy, cx, cy for its image file's size: the camera's own when the file is view.width ×
+    view.height, else scaled to the file (a downscaled copy, such as nerfstudio's images_2), provided the aspect
+    ratio agrees to within a pixel's rounding."""
+    if (width, height) == (view.width, view.height):
+        return view.fx, view.fy, view.cx, view.cy
+    sx, sy = width / view.width, height / view.height
+    if abs(sx - sy) > 1.0 / min(width, height):
+        raise ValueError(
+            f"{view.image}: the file is {width}x{height} but its camera was calibrated at {view.width}x{view.height}, "
+            "another aspect ratio (a rotated or cropped copy?)"
+        )
+    return cameras.scale_intrinsics(view.fx, view.fy, view.cx, view.cy, sx, sy)
+
+
 def _resize_view(
     image: Tensor, view: View, height: int, width: int
 ) -> tuple[Tensor, tuple[float, float, float, float]]:
     """Resize (aspect kept) and centre-crop an image, moving the intrinsics with it."""
+    fx, fy, cx, cy = file_intrinsics(view, *image.shape[1:])
     resized, (sx, sy, left, top) = _resize_crop(image, height, width)
-    return resized.clamp(0, 1), (view.fx * sx, view.fy * sy, view.cx * sx - left, view.cy * sy - top)
+    return resized.clamp(0, 1), (fx * sx, fy * sy, cx * sx - left, cy * sy - top)
 
 
 def _view_mask(view: View, image_size: tuple[int, int], height: int, width: int) -> Tensor:
@@ -85,8 +107,9 @@ class SceneDataset(Dataset):
     input_view: "random" (training) or an index (validation: a fixed input, the rest are novel views).
     geometry: also return the targets' object masks and depth maps (`masks`, `depths` [V, H, W]) and the input
     view's mask at the target size (`input_mask` [H, W]), for scenes whose every view has both (evaluation).
-    read: how an image path becomes a [3, H, W] float tensor (default `load_rgb`; `common.images.DecodedOnce(load_rgb)`
-    decodes each file once). It must not be changed in place: the dataset never does.
+    read: how an image path becomes a [3, H, W] float tensor (default `read_view_image`;
+    `common.images.DecodedOnce(read_view_image)` decodes each file once). It must not be changed in place: the
+    dataset never does.
     """
 
     def __init__(
@@ -105,7 +128,7 @@ class SceneDataset(Dataset):
         self.scenes, self.input_size, self.target_size = scenes, input_size, target_size
         self.targets, self.input_view, self.include_input = targets, input_view, include_input
         self.geometry = geometry
-        self.read = load_rgb if read is None else read
+        self.read = read_view_image if read is None else read
 
     def __len__(self) -> int:
         return len(self.scenes)

@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from nvs import cameras
 from nvs.data.nerfstudio import find_scenes, read_transforms
-from nvs.data.scenes import SceneDataset
+from nvs.data.scenes import SceneDataset, read_view_image
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -95,6 +96,97 @@ def test_malformed_folders_say_what_is_wrong(tmp_path, change, error, pattern):
     change(json.loads((folder / "transforms.json").read_text()), folder)
     with pytest.raises(error, match=pattern):
         read_transforms(folder)
+
+
+def _rewrite(folder: Path, **changes) -> None:
+    meta = json.loads((folder / "transforms.json").read_text())
+    (folder / "transforms.json").write_text(json.dumps({**meta, **changes}))
+
+
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"fl_x": "abc"}, "'fl_x' must be a finite number"),
+        ({"cx": float("nan")}, "'cx' must be a finite number"),
+        ({"fl_y": -10.0}, "'fl_y' must be positive"),
+        ({"w": 0}, "'w' must be positive"),
+        ({"camera_model": "OPENCV_FISHEYE"}, "OPENCV_FISHEYE.*not a perspective camera"),
+        ({"camera_model": "EQUIRECTANGULAR"}, "EQUIRECTANGULAR.*not a perspective camera"),
+        ({"frames": [None, None]}, "frame 0 must be a JSON object"),
+    ],
+)
+def test_impossible_cameras_say_what_is_wrong(changes, pattern, tmp_path):
+    write_nerfstudio(tmp_path / "s")
+    _rewrite(tmp_path / "s", **changes)
+    with pytest.raises(ValueError, match=pattern):
+        read_transforms(tmp_path / "s")
+    (tmp_path / "s" / "transforms.json").write_text("[]")
+    with pytest.raises(ValueError, match="expected a JSON object"):
+        read_transforms(tmp_path / "s")
+
+
+def test_lens_distortion_is_named_in_a_warning(tmp_path, recwarn):
+    write_nerfstudio(tmp_path / "s")
+    read_transforms(tmp_path / "s")  # k1 = 0: nothing to say
+    assert not [w for w in recwarn if "distortion" in str(w.message)]
+    _rewrite(tmp_path / "s", k1=-0.05, p2=0.001)
+    with pytest.warns(UserWarning, match=r"distortion \(k1=-0.05, p2=0.001\) is left out"):
+        read_transforms(tmp_path / "s")
+
+
+def write_orbit(folder: Path, centre: list[float], radius: float = 3.0, views: int = 5) -> None:
+    """Cameras on a tilted circle around `centre`, looking at it (OpenGL, as nerfstudio stores them)."""
+    (folder / "images").mkdir(parents=True)
+    frames = []
+    for i in range(views):
+        angle = 2 * np.pi * i / views
+        eye = torch.tensor(centre) + radius * torch.tensor([np.cos(angle), 0.3 * np.sin(angle), np.sin(angle)])
+        c2w = cameras.look_at(eye.float(), torch.tensor(centre).float(), torch.tensor([0.0, -1.0, 0.0]))
+        Image.fromarray(np.full((16, 24, 3), 40 * i, np.uint8)).save(folder / "images" / f"{i}.png")
+        frames.append({"file_path": f"images/{i}.png", "transform_matrix": cameras.opencv_to_opengl(c2w).tolist()})
+    meta = {"fl_x": 20.0, "fl_y": 20.0, "cx": 12.0, "cy": 8.0, "w": 24, "h": 16, "frames": frames}
+    (folder / "transforms.json").write_text(json.dumps(meta))
+
+
+def test_the_object_is_found_where_the_cameras_look(tmp_path):
+    """ns-process-data leaves COLMAP's frame, with the object anywhere: "focus" finds it as the point the optical
+    axes meet; the world origin ("none") here lies behind some cameras, which is an error, not a silent guess."""
+    centre = [1.0, 2.0, -5.0]
+    write_orbit(tmp_path / "s", centre)
+    scene = read_transforms(tmp_path / "s")
+    assert torch.allclose(scene.center, torch.tensor(centre), atol=1e-4)
+    item = SceneDataset([scene], input_size=(8, 12), target_size=(8, 12), targets=2, input_view=0)[0]
+    assert item["condition"][0] == pytest.approx(3.0, abs=1e-4)  # the orbit's radius
+    with pytest.raises(ValueError, match="not in front of the cameras"):
+        read_transforms(tmp_path / "s", center="none")
+    with pytest.raises(ValueError, match="center: expected one of"):
+        read_transforms(tmp_path / "s", center="middle")
+
+
+def test_a_downscaled_copy_scales_the_intrinsics(tmp_path):
+    """Intrinsics written for 48x32 images, files of 24x16 (as nerfstudio's images_2): the item is the one of
+    the same scene described at 24x16."""
+    write_nerfstudio(tmp_path / "half")
+    write_nerfstudio(tmp_path / "full")
+    meta = json.loads((tmp_path / "full/transforms.json").read_text())
+    frames = [meta["frames"][0], {**meta["frames"][1], "fl_x": 44.0}]
+    _rewrite(tmp_path / "full", fl_x=40.0, fl_y=40.0, cx=24.0, cy=16.0, w=48, h=32, frames=frames)
+    options = dict(input_size=(8, 12), target_size=(16, 24), targets=2, input_view=0)
+    half = SceneDataset([read_transforms(tmp_path / "half")], **options)[0]
+    full = SceneDataset([read_transforms(tmp_path / "full")], **options)[0]
+    assert full["intrinsics"].tolist() == half["intrinsics"].tolist()
+    assert torch.equal(full["condition"], half["condition"])
+    _rewrite(tmp_path / "full", w=48, h=48)  # another aspect ratio than the files'
+    with pytest.raises(ValueError, match="another aspect ratio"):
+        SceneDataset([read_transforms(tmp_path / "full")], **options)[0]
+
+
+def test_view_images_keep_the_stored_pixel_grid(tmp_path):
+    """Camera calibrations refer to the stored pixels: an EXIF rotation tag must not turn a view's image."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° to display"
+    Image.fromarray(np.zeros((16, 24, 3), np.uint8)).save(tmp_path / "v.jpg", exif=exif)
+    assert read_view_image(tmp_path / "v.jpg").shape == (3, 16, 24)
 
 
 def test_random_input_views_follow_torch_seed(tmp_path):
@@ -210,7 +302,7 @@ def test_cached_images_give_the_same_batches_and_decode_each_file_once(tmp_path,
 
     decoded = Counter()
     original = images.open_image
-    monkeypatch.setattr(images, "open_image", lambda path: decoded.update([str(path)]) or original(path))
+    monkeypatch.setattr(images, "open_image", lambda path, *a: decoded.update([str(path)]) or original(path, *a))
     sizes = {f"{role}_{side}": 16 for role in ("input", "target") for side in ("height", "width")}
     spec = {"scenes": 4, "views": 3, "size": 16}
 
