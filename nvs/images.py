@@ -44,7 +44,9 @@ def _pil_to_float(image: Image.Image) -> Tensor:
     """[H, W, C] float32 in 0..1, C = 1 (grayscale), 3 (RGB) or 4 (RGBA)."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.array(image, dtype=np.float32)  # a copy: torch wants a writable array
-        if image.mode != "F":
+        if image.mode.startswith("I;16"):  # 16-bit by definition, however dark
+            array = array / 65535.0
+        elif image.mode == "I":  # 32-bit integers: Pillow's mode for some 8- and 16-bit files; judged by the peak
             array = array / (65535.0 if array.max() > 255 else 255.0)
         return torch.from_numpy(array)[..., None]
     if image.mode not in ("RGB", "RGBA", "L", "LA"):

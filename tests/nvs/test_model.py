@@ -137,6 +137,12 @@ def test_pixels_are_the_files_values_over_the_background(mode, tmp_path):
     np.testing.assert_allclose(rgb.permute(1, 2, 0).numpy(), expected, rtol=0, atol=1e-6)
 
 
+def test_a_dark_16_bit_photo_stays_dark(tmp_path):
+    Image.fromarray(np.full((4, 5), 200, np.uint16)).save(tmp_path / "dark.png")  # 200 of 65535
+    assert Image.open(tmp_path / "dark.png").mode == "I;16"
+    assert torch.allclose(load_rgb(tmp_path / "dark.png"), torch.full((3, 4, 5), 200 / 65535))
+
+
 @pytest.mark.parametrize("suffix", [".gif", ".png"])
 def test_a_palettes_transparent_colour_shows_the_background(suffix, tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)
