@@ -68,8 +68,9 @@ def gallery_images(folder: Path, label: str = "gallery") -> list[Path]:
 
 
 def open_image(path: Path) -> Image.Image:
-    """The image as RGB, or ValueError with a one-line reason (no such file, a folder, not an image)."""
-    from PIL import Image
+    """The image as 8-bit RGB, read as training reads it (`reid.data.read_image`: EXIF orientation applied,
+    16-bit scaled), or ValueError with a one-line reason (no such file, a folder, not an image)."""
+    from .data.datasets import read_image
 
     path = Path(path)
     if path.is_dir():
@@ -77,10 +78,9 @@ def open_image(path: Path) -> Image.Image:
     if not path.exists():
         raise ValueError("no such file")
     try:
-        with Image.open(path) as opened:
-            return opened.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise ValueError(f"not a readable image ({error})") from error
+        return read_image(path)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"not a readable image ({error.__cause__ or error})") from error
 
 
 def embed_gallery(
@@ -122,9 +122,11 @@ def rank(
 ) -> list[Match]:
     """The top-k gallery images for the query, nearest first (euclidean distance of L2-normalised embeddings).
     `gallery`: a folder (searched recursively) or a list of image paths; unreadable ones are skipped with a
-    SkippedImageWarning. `rerank`: k-reciprocal re-ranking (k1 20, k2 6, λ 0.3). `gallery_features`: the
-    gallery's embeddings when already computed (a fixed gallery searched many times). `progress`: a bar on
-    stderr while the gallery is embedded."""
+    SkippedImageWarning. Files are read as training reads them (`reid.data.read_image`: EXIF orientation applied,
+    16-bit scaled). `rerank`: k-reciprocal re-ranking (k1 20, k2 6, λ 0.3); it needs a gallery image whose
+    embedding differs from the query's, else a ValueError says so. `gallery_features`: the gallery's embeddings
+    when already computed (a fixed gallery searched many times). `progress`: a bar on stderr while the gallery is
+    embedded."""
     import torch
 
     if topk < 1:
@@ -148,18 +150,25 @@ def rank(
         if rerank:
             from .re_ranking import re_ranking
 
-            distance = torch.as_tensor(
-                re_ranking(distance.cpu().numpy(), torch.cdist(q, q).cpu().numpy(), torch.cdist(g, g).cpu().numpy())
-            )
+            q_q, g_g = torch.cdist(q, q).cpu().numpy(), torch.cdist(g, g).cpu().numpy()
+            try:
+                distance = torch.as_tensor(re_ranking(distance.cpu().numpy(), q_q, g_g))
+            except ValueError as error:
+                if "nonzero distance" not in str(error):  # the one the caller can cause: every embedding the same
+                    raise
+                raise ValueError(
+                    f"rerank: re-ranking needs a gallery image that differs from the query, but the query and all "
+                    f"{len(gallery)} gallery image(s) have the same embedding; add gallery images of other views or "
+                    "people, or rank without re-ranking (rerank=False; without --rerank on the command line)"
+                ) from error
     order = distance[0].argsort()[:topk]
     return [Match(gallery[i], float(distance[0, i]), *identity(gallery[i])) for i in order.tolist()]
 
 
 def _tile(path: Path, caption: str, frame: tuple[int, int, int] | None) -> Image.Image:
-    from PIL import Image, ImageDraw, ImageOps
+    from PIL import Image, ImageDraw
 
-    with Image.open(path) as image:
-        picture = ImageOps.exif_transpose(image).convert("RGB").resize(TILE)
+    picture = open_image(path).resize(TILE)
     tile = Image.new("RGB", (TILE[0] + 8, TILE[1] + 30), (255, 255, 255))
     if frame:
         tile.paste(frame, (0, 0, TILE[0] + 8, TILE[1] + 8))

@@ -20,11 +20,24 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def read_image(path: str | Path) -> Image.Image:
-    """An 8-bit RGB PIL image from any file PIL reads: grayscale is repeated, alpha dropped, 16-bit scaled."""
-    image = open_image(path)
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        array = np.asarray(image, dtype=np.float32)
-        peak = 65535.0 if array.max() > 255 else 255.0
+    """An 8-bit RGB PIL image from any file PIL reads, the one reader behind training, evaluation, `embed` and
+    `reid.rank`: EXIF orientation applied (the image as a viewer shows it), then `to_rgb`. FileNotFoundError when
+    there is no file; ValueError naming the file when it cannot be decoded."""
+    return to_rgb(open_image(path))
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """A decoded image as 8-bit RGB: grayscale is repeated, alpha dropped (palette transparency too, without
+    Pillow's warning), and wide pixels scaled to 0..255. Modes I;16, I;16B and I;16L are 16-bit by definition and
+    are divided by 65535 (so a dark 16-bit image stays dark). Modes I (32-bit integers, which Pillow also uses for
+    some 16-bit files) and F (float) do not say their range: they are guessed to be 16-bit (/ 65535) when the
+    brightest pixel is above 255 and 8-bit (/ 255) otherwise; values outside the range are clipped."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        if image.mode.startswith("I;16"):
+            peak = 65535.0
+        else:
+            peak = 65535.0 if array.size and array.max() > 255 else 255.0
         image = Image.fromarray((array / peak * 255).clip(0, 255).round().astype(np.uint8))
     elif image.mode == "P":
         image = image.convert("RGBA")  # palette transparency, converted without Pillow's warning

@@ -123,6 +123,10 @@ def _read_list(list_path: Path, image_folder: Path) -> list[Sample]:
             raise ValueError(
                 f"{list_path}:{number}: expected '<folder>/<pid>_<n>_<camera>_<...>.jpg <pid>', got {line!r}"
             )
+        if int(parts[2]) < 1:
+            raise ValueError(
+                f"{list_path}:{number}: camera {parts[2]} in {fields[0]}; MSMT17 cameras are numbered from 01"
+            )
         samples.append(Sample(str(image_folder / fields[0]), int(fields[1]), int(parts[2]) - 1))
     if not samples:
         raise ValueError(f"{list_path}: empty list (expected lines '<path> <pid>')")
@@ -133,7 +137,7 @@ def read_msmt17(root: str | Path, use_val: bool = True) -> ReIDSplits:
     """MSMT17, V1 or V2. root: the dataset folder (holding list_{train,val,query,gallery}.txt and the image
     folders train/ + test/ (V1) or mask_train_v2/ + mask_test_v2/ (V2)) or a parent holding `MSMT17_V1/`,
     `MSMT17_V2/` or `MSMT17/`. List lines are `<path relative to the image folder> <pid>`; the camera is
-    int(file_name.split('_')[2]) - 1.
+    int(file_name.split('_')[2]) - 1 (cameras 01..15 -> camid 0..14; camera 00 is an error naming the line).
 
     use_val: merge list_val (more images of the training ids) into train, as torchreid, MMT and SpCL do
     (32,621 images, 1,041 ids); False trains on list_train alone (30,248 images)."""

@@ -15,6 +15,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import functional as TF
 
+from ..data.datasets import read_image
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -60,9 +62,9 @@ def as_triples(samples: Iterable[Any]) -> list[tuple[str, int, int]]:
 
 
 def load_image(path: str | Path, height: int, width: int) -> Tensor:
-    """An image file as a [3, height, width] tensor in [-1, 1]."""
-    with Image.open(path) as image:
-        image = image.convert("RGB").resize((width, height), Image.BICUBIC)
+    """An image file as a [3, height, width] tensor in [-1, 1], read as re-id training reads it
+    (`reid.data.read_image`: EXIF orientation applied, 16-bit scaled)."""
+    image = read_image(path).resize((width, height), Image.BICUBIC)
     return TF.to_tensor(image) * 2 - 1
 
 

@@ -59,7 +59,8 @@ class ReIDModel(nn.Module):
     @torch.no_grad()
     def embed(self, images: Tensor | ImageInput | Sequence[ImageInput], *, batch_size: int = 64) -> Tensor:
         """Embeddings [N, 3C] (float32, L2-normalised, on the model's device) of images given as paths, PIL
-        images, or a [N, 3, H, W] (or [3, H, W]) float tensor of RGB in 0..1; each flip-averaged (BMFN)."""
+        images, or a [N, 3, H, W] (or [3, H, W]) float tensor of RGB in 0..1; each flip-averaged (BMFN). Paths
+        are read as training reads them (`reid.data.read_image`: EXIF orientation applied, 16-bit scaled)."""
         if batch_size < 1:
             raise ValueError(f"batch_size: expected >= 1, got {batch_size}")
         if isinstance(images, Tensor):
@@ -84,15 +85,21 @@ class ReIDModel(nn.Module):
 
 
 def _to_tensor(image: ImageInput) -> Tensor:
+    """Files are read as training reads them (`reid.data.datasets.read_image`: EXIF orientation, 16-bit, palette);
+    a PIL image is taken as it stands (no EXIF rotation) and converted to RGB the same way."""
+    from ..data.datasets import read_image, to_rgb  # the data package imports torchvision: load it on use
+
     if isinstance(image, (str, Path)):
         try:
-            with Image.open(image) as opened:
-                image = opened.convert("RGB")
+            image = read_image(image)
+        except FileNotFoundError as error:
+            reason = "is a folder, not an image" if Path(image).is_dir() else "no such file"
+            raise ValueError(f"images: cannot read {image}: {reason}") from error
         except (OSError, ValueError) as error:
-            raise ValueError(f"images: cannot read {image}: {error}") from error
+            raise ValueError(f"images: cannot read {image}: {error.__cause__ or error}") from error
     if not isinstance(image, Image.Image):
         raise TypeError(f"images: expected paths, PIL images or a float tensor, got {type(image).__name__}")
-    data = torch.frombuffer(bytearray(image.convert("RGB").tobytes()), dtype=torch.uint8)
+    data = torch.frombuffer(bytearray(to_rgb(image).tobytes()), dtype=torch.uint8)
     return data.view(image.height, image.width, 3).permute(2, 0, 1).float().div(255)
 
 

@@ -145,6 +145,24 @@ def test_msmt17_errors(tmp_path):
         read_msmt17(base)
 
 
+@pytest.mark.parametrize("split, line", [("train", 3), ("gallery", 2)])
+def test_msmt17_camera_00_is_an_error_naming_the_list_and_line(tmp_path, split, line):
+    """MSMT17 numbers its cameras 01..15 (camid = camera - 1); camera 00 would become camid -1, which indexes a
+    model's camera-specific parts from the end. Rejected as the Market reader rejects c0."""
+    base = make_msmt(tmp_path, "V1")
+    folder = base / ("train" if split == "train" else "test")
+    rel = "0009/0009_000_00_0303morning_0000_0.jpg"
+    jpeg(folder / rel)
+    rows = (base / f"list_{split}.txt").read_text().splitlines()
+    rows.insert(line - 1, f"{rel} 9")
+    (base / f"list_{split}.txt").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=rf"list_{split}.txt:{line}: camera 00 .*numbered from 01"):
+        read_msmt17(base)
+    jpeg(make_market(tmp_path / "market") / "query" / "0003_c0s1_000001_01.jpg")
+    with pytest.raises(ValueError, match=r"_c0s1_.*camera c0"):  # the Market reader's rule, for comparison
+        read_market1501(tmp_path / "market")
+
+
 def test_folder(tmp_path):
     jpeg(tmp_path / "train" / "12_c1_a.jpg")
     jpeg(tmp_path / "train" / "sub" / "12_c2_b.png")

@@ -89,3 +89,67 @@ def test_identity_sampler_shards_whole_batches_across_processes(monkeypatch):
         shards.append([tuple(mine[i : i + 8]) for i in range(0, len(mine), 8)])
     assert shards[0] == batches[0::2][: len(shards[0])] and shards[1] == batches[1::2][: len(shards[1])]
     assert not set(shards[0]) & set(shards[1])
+
+
+def _batches(indices: list[int], batch_size: int) -> list[tuple[int, ...]]:
+    return [tuple(indices[i : i + batch_size]) for i in range(0, len(indices), batch_size)]
+
+
+def _check_pk(indices: list[int], labels, batch_size: int, k: int) -> None:
+    for batch in _batches(indices, batch_size):
+        counts = Counter(int(labels[i]) for i in batch)
+        assert len(batch) == batch_size and len(counts) == batch_size // k and set(counts.values()) == {k}
+        assert -1 not in counts
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("world", [1, 2, 3])
+@pytest.mark.parametrize("ids, size", [(9, 64), (8, 32), (12, 200), (16, 96)])
+def test_pseudo_label_sampler_gives_every_process_the_same_whole_batches_however_few_labels(
+    monkeypatch, world, ids, size
+):
+    """Pseudo-labels that make fewer P x K batches than there are processes (9 clusters of 7 -> 1 batch of 32)
+    used to leave a process with no batches, and its epoch loop never ended. Every rank gets
+    ceil((size // batch_size) / W) whole batches; together they are the single-process stream of batches (as
+    many as all ranks need), dealt out rank, rank + W, ..."""
+    from reid.data import sampler as module
+
+    batch_size, k = 32, 4
+    labels = np.r_[np.repeat(np.arange(ids), 7), -1]
+    per_rank = -(-(size // batch_size) // world)
+    monkeypatch.setattr(module, "_world", lambda: (1, 0))
+    reference = module.PseudoLabelSampler(per_rank * world * batch_size, batch_size, k, seed=2)
+    reference.labels, reference.epoch = labels, 3
+    stream = _batches(list(reference), batch_size)
+    assert len(stream) == per_rank * world
+    for rank in range(world):
+        monkeypatch.setattr(module, "_world", lambda rank=rank: (world, rank))
+        sampler = module.PseudoLabelSampler(size, batch_size, k, seed=2)
+        sampler.labels = labels
+        sampler.set_epoch(3)
+        mine = list(sampler)
+        assert len(mine) == len(sampler) == per_rank * batch_size > 0
+        _check_pk(mine, labels, batch_size, k)
+        assert _batches(mine, batch_size) == stream[rank::world]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("world", [1, 2, 3])
+def test_identity_sampler_pads_with_repeated_batches_when_processes_outnumber_them(monkeypatch, world):
+    """Two P x K batches over three processes: every rank still gets one whole batch (the first repeated to fill,
+    as torch's DistributedSampler pads), rather than an empty epoch."""
+    from reid.data import sampler as module
+
+    pids = np.repeat(np.arange(4), 4)  # 4 chunks of K=4 -> 2 batches of P=2
+    monkeypatch.setattr(module, "_world", lambda: (1, 0))
+    single = _batches(list(IdentitySampler(pids, 8, 4, seed=1)), 8)
+    assert len(single) == 2
+    per_rank = -(-len(single) // world)
+    padded = [single[i % len(single)] for i in range(per_rank * world)]
+    for rank in range(world):
+        monkeypatch.setattr(module, "_world", lambda rank=rank: (world, rank))
+        sampler = IdentitySampler(pids, 8, 4, seed=1)
+        mine = list(sampler)
+        assert len(mine) == len(sampler) == per_rank * 8
+        _check_pk(mine, pids, 8, 4)
+        assert _batches(mine, 8) == padded[rank::world]

@@ -191,3 +191,30 @@ def test_help_answers_without_torch_and_without_warnings():
     assert {"reid", "argparse"} <= imported
     assert not {"torch", "timm", "lightning", "vision"} & imported
     assert "RuntimeWarning" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_rerank_with_nothing_to_tell_apart_says_what_the_caller_can_do(gallery, tmp_path, capsys):
+    """A gallery holding only a copy of the query leaves re-ranking nothing to scale by: the error is rank's own
+    (re-ranking needs a different gallery image, or rerank off), not re_ranking's about matrices the caller never
+    passed; that low-level check stays for direct callers."""
+    import numpy as np
+
+    from reid import re_ranking
+
+    query = sorted((gallery / "query").iterdir())[0]
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    (folder / query.name).write_bytes(query.read_bytes())
+    model = load_model()
+    with pytest.raises(ValueError, match="rerank") as error:
+        rank(model, query, folder, rerank=True)
+    message = str(error.value)
+    assert "differs from the query" in message and "rerank=False" in message
+    assert not any(name in message for name in ("q_q", "q_g", "g_g"))
+    assert [m.path.name for m in rank(model, query, folder, rerank=False)] == [query.name]  # the way out works
+    out = tmp_path / "grid.png"
+    assert main(["--query", str(query), "--gallery", str(folder), "--rerank", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "without --rerank" in err[0] and not out.exists()
+    with pytest.raises(ValueError, match="every image needs a nonzero distance"):
+        re_ranking(np.zeros((1, 1)), np.zeros((1, 1)), np.zeros((1, 1)))
