@@ -3,6 +3,8 @@ read with errors that name the file.
 
 Each writer writes a hidden temporary file beside the target (same folder, so the rename stays on one file
 system) and renames it into place; on any failure the temporary file is removed and the target is untouched.
+What lands gets the permissions a plain `open` would give (0666 or 0777 less the umask), not the private ones
+of the temporary it was written as.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ from pathlib import Path
 from typing import Any
 
 
+def current_umask() -> int:
+    """The process's umask (os.umask can only be read by setting it, so it is set back at once)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
     """Call `write(tmp)` to fill a new hidden temporary file beside `path` (its name ends in `path`'s suffix, so
     writers that pick a format from the name, such as PIL and torchvision, still do), then rename it to `path`.
@@ -26,6 +35,7 @@ def write_atomic(path: str | Path, write: Callable[[Path], Any]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
+        tmp.chmod(0o666 & ~current_umask())  # mkstemp made it private
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -39,6 +49,7 @@ def write_folder_atomic(path: str | Path, fill: Callable[[Path], Any]) -> Path:
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
         fill(tmp)
+        tmp.chmod(0o777 & ~current_umask())  # mkdtemp made it private
         if path.exists():
             shutil.rmtree(path)
         tmp.rename(path)

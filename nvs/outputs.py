@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import shutil
 import tempfile
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from common.files import current_umask
 
 from . import cameras, ood, writers
 from .baked import BakedField
@@ -196,7 +197,7 @@ def write_folder(photo: torch.Tensor, model: NViST, options: RenderOptions, targ
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
-        folder.chmod(0o777 & ~_umask())  # mkdtemp makes it private; the finished folder gets normal permissions
+        folder.chmod(0o777 & ~current_umask())  # mkdtemp makes it private; the finished folder gets normal permissions
     except OSError as error:
         raise InputError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     try:
@@ -225,12 +226,6 @@ def load(options: RenderOptions, warn=print) -> tuple[NViST, dict]:
         warn(str(warning.message))
     info = model_id(None if options.checkpoint is None else Path(options.checkpoint)) | {"config": asdict(model.config)}
     return model, info
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def render_to_folder(

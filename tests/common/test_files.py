@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 import subprocess
 import sys
 
@@ -87,3 +89,22 @@ def test_read_json_names_the_file_when_it_is_missing_or_broken(tmp_path):
         broken.write_bytes(content)
         with pytest.raises(ValueError, match="broken.json: not valid JSON"):
             read_json(broken)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_what_lands_has_the_permissions_open_would_give(mask, tmp_path):
+    """As a plain open()/mkdir under the umask would: not the private 0600/0700 of the temporary it was written as."""
+    old = os.umask(mask)
+    try:
+        (tmp_path / "plain.txt").write_text("x")
+        (tmp_path / "plain").mkdir()
+        write_text_atomic(tmp_path / "atomic.txt", "x")
+        write_folder_atomic(tmp_path / "atomic", lambda tmp: (tmp / "a.txt").write_text("x"))
+    finally:
+        os.umask(old)
+
+    def mode(name: str) -> int:
+        return stat.S_IMODE((tmp_path / name).stat().st_mode)
+
+    assert mode("atomic.txt") == mode("plain.txt") == 0o666 & ~mask
+    assert mode("atomic") == mode("plain") == 0o777 & ~mask
