@@ -5,6 +5,11 @@ Each block: x += CPE(x); x += LS·Attn(LN(x)); x += CPE(x); x += LS·FFN(LN(x)),
 conv position encodings and an FFN whose hidden layer has a residual depth-wise conv. The attention is the
 stage's kind's layer class (optional 2-D RoPE). Presets: nalaformer_t/s and mala_t (linear attention in stages
 1-2, softmax in 3-4, a 1×1 projection head), soft_tiny (SOFT in stages 1-3).
+
+timm's hierarchical-model API as its own models have it (pvt_v2, convnext): `forward_intermediates`,
+`prune_intermediate_layers`, `group_matcher`, so `features_only=True` works with either feature class and
+`timm.optim.param_groups_layer_decay` splits the stem and the stages. `global_pool` is one of GLOBAL_POOLS,
+checked when the model is built and by `reset_classifier`; `''` keeps the map and classifies each position.
 """
 
 from __future__ import annotations
@@ -14,11 +19,32 @@ from collections.abc import Sequence
 import torch
 from timm.layers import DropPath, LayerScale, trunc_normal_
 from timm.models import build_model_with_cfg, register_model
+from timm.models._features import feature_take_indices
 from torch import Tensor, nn
 
 from ..layers import get_attn_layer
 from ..layers.attention import SoftAttention
 from .pretrained_cfg import imagenet_cfgs
+
+GLOBAL_POOLS = ("avg", "max", "avgmax", "")  # timm's SelectAdaptivePool2d names; '' = no pooling
+
+
+def check_global_pool(global_pool: str) -> str:
+    """`global_pool` if it is one of GLOBAL_POOLS, else a ValueError (construction and reset_classifier)."""
+    if global_pool not in GLOBAL_POOLS:
+        raise ValueError(f"global_pool: expected one of {GLOBAL_POOLS}, got {global_pool!r}")
+    return global_pool
+
+
+def _pool(x: Tensor, global_pool: str) -> Tensor:
+    """[B, C, H, W] -> [B, C] (avg, max, avgmax = half of each, as timm's), or unchanged for ''."""
+    if global_pool == "avg":
+        return x.mean(dim=(2, 3))
+    if global_pool == "max":
+        return x.amax(dim=(2, 3))
+    if global_pool == "avgmax":
+        return 0.5 * (x.mean(dim=(2, 3)) + x.amax(dim=(2, 3)))
+    return x
 
 
 class ConvStem(nn.Module):
@@ -152,7 +178,7 @@ class HiLaViT(nn.Module):
             if len(values) != 4:
                 raise ValueError(f"{name}: expected 4 values (one per stage), got {list(values)}")
         self.num_classes = num_classes
-        self.global_pool = global_pool
+        self.global_pool = check_global_pool(global_pool)
         self.attn_kinds = tuple(attn_kinds)
         self.stem = ConvStem(in_chans, embed_dims[0])
         rates = torch.linspace(0, drop_path_rate, sum(depths)).tolist()
@@ -203,6 +229,17 @@ class HiLaViT(nn.Module):
         return set()
 
     @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """Parameter groups for layer-wise lr decay: the stem, then each stage (coarse) or each block, with a
+        stage's patch merging in its first block's group; the head is left to the last group, as timm does."""
+        return dict(
+            stem=r"^stem",
+            blocks=r"^stages\.(\d+)"
+            if coarse
+            else [(r"^stages\.(\d+)\.downsample", (0,)), (r"^stages\.(\d+)\.blocks\.(\d+)", None)],
+        )
+
+    @torch.jit.ignore
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         for stage in self.stages:
             stage.grad_checkpointing = enable
@@ -212,23 +249,74 @@ class HiLaViT(nn.Module):
         return self.head
 
     def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
-        self.num_classes = num_classes
         if global_pool is not None:
-            if global_pool not in ("avg", ""):
-                raise ValueError(f"global_pool: expected 'avg' or '', got {global_pool!r}")
-            self.global_pool = global_pool
+            self.global_pool = check_global_pool(global_pool)
+        self.num_classes = num_classes
         self.head = nn.Linear(self.head_hidden_size, num_classes) if num_classes > 0 else nn.Identity()
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: int | list[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[Tensor] | tuple[Tensor, list[Tensor]]:
+        """The stages' outputs (`feature_info`), as timm's hierarchical models give them.
+
+        Args:
+            x: [B, 3, H, W] images.
+            indices: the last n stages if an int, all if None, else these stages (negative from the end).
+            norm: accepted for timm's API; the stages end without a norm (the head's norm follows pooling).
+            stop_early: stop after the last stage asked for.
+            output_fmt: only 'NCHW'.
+            intermediates_only: return only the intermediates.
+
+        Returns:
+            The intermediates, or (forward_features' output, the intermediates).
+        """
+        if output_fmt != "NCHW":
+            raise ValueError(f"output_fmt: expected 'NCHW', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        stages = self.stages if torch.jit.is_scripting() or not stop_early else self.stages[: max_index + 1]
+        intermediates = []
+        x = self.stem(x)
+        for i, stage in enumerate(stages):
+            x = stage(x)
+            if i in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+    def prune_intermediate_layers(
+        self, indices: int | list[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last of `indices` and, with `prune_head` or when stages went, the head
+        (projection, norm, classifier; no pooling). Returns the kept indices, counted from the first stage."""
+        take_indices, max_index = feature_take_indices(len(self.stages), indices)
+        prune_end = max_index < len(self.stages) - 1
+        self.stages = self.stages[: max_index + 1]
+        if prune_end:  # features now end at the last kept stage; the head is sized for the last one, so it goes
+            self.num_features = self.feature_info[max_index]["num_chs"]
+        if prune_head or prune_end:
+            self.head_proj, self.head_norm = nn.Identity(), nn.Identity()
+            self.head_hidden_size = self.num_features
+            self.reset_classifier(0, "")
+        return take_indices
 
     def forward_features(self, x: Tensor) -> Tensor:
         """[B, 3, H, W] -> [B, C4, H/32, W/32]."""
         return self.stages(self.stem(x))
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.head_proj(x)
-        if self.global_pool == "avg":
-            x = x.mean(dim=(2, 3))
-        x = self.head_drop(self.head_norm(x) if self.global_pool == "avg" else x)
-        return x if pre_logits else self.head(x)
+        """[B, C4, h, w] -> [B, classes] pooled, or [B, classes, h, w] per position when global_pool is ''."""
+        x = _pool(self.head_proj(x), self.global_pool)
+        if x.ndim == 4:  # no pooling: the norm and the classifier run on each position's channels
+            x = x.permute(0, 2, 3, 1)
+        x = self.head_drop(self.head_norm(x))
+        if not pre_logits:
+            x = self.head(x)
+        return x.permute(0, 3, 1, 2) if x.ndim == 4 else x
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -49,9 +49,36 @@ def create_attention(kind: str, dim: int, num_heads: int = 8, **kwargs: Any) -> 
 def bind(layer: type[L], **settings: Any) -> type[L]:
     """`layer` with keyword arguments fixed, still a class: timm's `attn_layer=` takes a class (it calls
     `issubclass` on it) and passes only timm's own arguments, so a model's settings (RoPE, grid, backend, ...)
-    travel this way."""
+    travel this way.
+
+    The bound class is made at run time, so pickle cannot find it by name; its instances pickle as
+    `_new_bound(layer, settings)` plus their state instead, which rebuilds an equal bound class on loading
+    (`torch.save(model)`, spawn-based multiprocessing, `copy.deepcopy`). The settings must themselves pickle."""
+    base, spec = layer.__dict__.get("__bound__", (layer, {}))  # binding a bound class: one spec of both
+    spec = {**spec, **settings}
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        if type(self) is not bound:  # a named subclass of a bound class pickles by name, as any class
+            return super(bound, self).__reduce_ex__(protocol)
+        return _new_bound, (base, spec), self.__getstate__()
+
     init = functools.partialmethod(layer.__init__, **settings)
-    return type(layer.__name__, (layer,), {"__init__": init, "__module__": layer.__module__, "__doc__": layer.__doc__})
+    namespace = {
+        "__init__": init,
+        "__module__": layer.__module__,
+        "__qualname__": layer.__qualname__,
+        "__doc__": layer.__doc__,
+        "__bound__": (base, spec),
+        "__reduce_ex__": __reduce_ex__,
+    }
+    bound = type(layer.__name__, (layer,), namespace)
+    return bound
+
+
+def _new_bound(layer: type[L], settings: dict[str, Any]) -> L:
+    """An uninitialised instance of `bind(layer, **settings)`, which unpickling then fills with its state."""
+    cls = bind(layer, **settings)
+    return cls.__new__(cls)
 
 
 __all__ = [

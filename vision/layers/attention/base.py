@@ -4,6 +4,10 @@ A kind's layer is a subclass that overrides the hooks it needs: `heads` (how q, 
 `kernel_options` (tensors the kernel takes), `add_to_heads` (terms added per head, SOFT's DWConv(V)) and
 `finish` (gates, LePE, norms on the merged output). The constructor takes timm's Attention arguments first,
 so timm's `VisionTransformer(attn_layer=...)` builds any of them.
+
+Only layers that read token positions need to know the grid (`needs_grid`: 2-D RoPE, or a class that sets
+`uses_grid`, as LePE and SOFT's pooling do); the others take any number of tokens and their hooks get
+`layout=None`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ class KernelAttention(nn.Module):
     rope_in_kernel: ClassVar[bool] = False  # nala, mala: RoPE inside the kernel's numerator, not on q and k
     has_weights_to_drop: ClassVar[bool] = False  # only softmax materialises attention weights (attn_drop)
     finish_in_place: ClassVar[bool] = False  # `finish` writes into o: merging the heads must give a fresh tensor
+    uses_grid: ClassVar[bool] = False  # the hooks read the token layout even without RoPE (LePE, SOFT's pooling)
 
     def __init__(
         self,
@@ -83,18 +88,24 @@ class KernelAttention(nn.Module):
     def extra_repr(self) -> str:
         return f"attn_kind={self.kind!r}, num_heads={self.num_heads}, rope={self.use_rope}"
 
-    def token_layout(self, num_tokens: int, hw: tuple[int, int] | None) -> TokenLayout:
-        """Where the tokens sit: the caller's layout (MAE), the given grid, the model's grid, or a square."""
-        if self.layout is not None:
-            layout = self.layout
-        elif hw is not None:
-            layout = TokenLayout(tuple(hw), self.num_prefix_tokens)
-        elif self.default_hw is not None and self.num_prefix_tokens + self.default_hw[0] * self.default_hw[1] == (
-            num_tokens
-        ):
-            layout = TokenLayout(self.default_hw, self.num_prefix_tokens)
-        else:
-            layout = infer_layout(num_tokens, self.num_prefix_tokens)
+    @property
+    def needs_grid(self) -> bool:
+        """Whether forward reads where the tokens sit (RoPE, LePE, SOFT's pooling); if not, any token count runs
+        and `hw` / `layout` are ignored."""
+        return self.use_rope or self.uses_grid
+
+    def token_layout(
+        self, num_tokens: int, hw: tuple[int, int] | None, layout: TokenLayout | None = None
+    ) -> TokenLayout:
+        """Where the tokens sit: the given layout (LaViT's forward), the caller's `self.layout` (MAE), the given
+        grid, the model's grid, or a square."""
+        layout = layout if layout is not None else self.layout
+        if layout is None:
+            grid = self.default_hw if hw is None else tuple(hw)
+            if grid is not None and (hw is not None or self.num_prefix_tokens + grid[0] * grid[1] == num_tokens):
+                layout = TokenLayout(grid, self.num_prefix_tokens)
+            else:
+                layout = infer_layout(num_tokens, self.num_prefix_tokens)
         if layout.prefix + layout.grid_tokens != num_tokens:
             raise ValueError(
                 f"x: {num_tokens} tokens, but the layout has {layout.prefix} prefix + {layout.grid_tokens} grid tokens"
@@ -102,12 +113,20 @@ class KernelAttention(nn.Module):
         return layout
 
     def forward(
-        self, x: Tensor, attn_mask: Tensor | None = None, is_causal: bool = False, hw: tuple[int, int] | None = None
+        self,
+        x: Tensor,
+        attn_mask: Tensor | None = None,
+        is_causal: bool = False,
+        hw: tuple[int, int] | None = None,
+        layout: TokenLayout | None = None,
     ) -> Tensor:
+        """x [B, N, C]. Layers that need the grid (`needs_grid`) take it from `layout` (grid, prefix and, for a
+        subset of the patches, their positions), else `self.layout`, else `hw` (the grid after the prefix tokens),
+        else the model's grid if the token count fits it, else a square."""
         if attn_mask is not None or is_causal:
             raise ValueError("attn_mask, is_causal: image attention here is bidirectional and unmasked")
         B, N, C = x.shape
-        layout = self.token_layout(N, hw)
+        layout = self.token_layout(N, hw, layout) if self.needs_grid else None
         q, k, v = self.heads(x)
         options = dict(self.options)
         if self.use_rope:
@@ -132,25 +151,25 @@ class KernelAttention(nn.Module):
             return o.clone().view(B, N, H * D)
         return o.reshape(B, N, H * D)
 
-    # Hooks: the defaults are plain multi-head attention.
+    # Hooks: the defaults are plain multi-head attention. `layout` is None unless `needs_grid`.
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """q, k, v, each [B, H, N, head_dim], from tokens x [B, N, C] (q and k through q_norm, k_norm)."""
         B, N, _ = x.shape
         q, k, v = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         return self.q_norm(q), self.k_norm(k), v
 
-    def kernel_options(self, q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout) -> dict[str, Any]:
+    def kernel_options(self, q: Tensor, k: Tensor, v: Tensor, layout: TokenLayout | None) -> dict[str, Any]:
         """Options for kernels.attention computed per call (beyond the fixed `attn_options`)."""
         return {}
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor, options: dict[str, Any]) -> Tensor:
         return kernels.attention(q, k, v, self.kind, backend=self.backend, **options)
 
-    def add_to_heads(self, o: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
+    def add_to_heads(self, o: Tensor, v: Tensor, layout: TokenLayout | None) -> Tensor:
         """Terms added to the attention output per head, [B, H, N, head_dim]."""
         return o
 
-    def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:
+    def finish(self, o: Tensor, x: Tensor, v: Tensor, layout: TokenLayout | None) -> Tensor:
         """Gates, position terms and norms on the merged output o [B, N, C], before the projection (o is the layer's
         own tensor, free to write into, when the class sets `finish_in_place`)."""
         return o

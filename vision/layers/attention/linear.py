@@ -49,6 +49,7 @@ class GatedLePEAttention(KernelAttention):
 
     rope_in_kernel = True
     finish_in_place = True  # LePE
+    uses_grid = True  # LePE convolves over the token grid
 
     def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = False, *args, device=None, dtype=None, **kw):
         super().__init__(dim, num_heads, qkv_bias, *args, device=device, dtype=dtype, **kw)

@@ -16,6 +16,7 @@ from .base import KernelAttention
 class SoftAttention(KernelAttention):
     kind = "soft"
     qkv_parts = 2  # q and v: SOFT's K is Q, so a softmax checkpoint's k third is dropped (adapt_state_dict)
+    uses_grid = True  # landmark pooling and DWConv(V) over the token grid
 
     def __init__(self, dim: int, num_heads: int = 8, *args, landmark_ratio: int = 1, v_conv_size: int = 3, **kw):
         super().__init__(dim, num_heads, *args, **kw)
