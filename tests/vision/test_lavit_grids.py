@@ -49,6 +49,13 @@ def assert_close(a, b):
     assert a.shape == b.shape and torch.allclose(a, b, rtol=1e-4, atol=1e-5), (a - b).abs().max()
 
 
+def assert_same_intermediates(model, reference, x, shape):
+    """forward_intermediates' NCHW maps, each of `shape`, equal to the reference's."""
+    for a, b in zip(model.forward_intermediates(x)[1], reference.forward_intermediates(x)[1], strict=True):
+        assert a.shape == shape
+        assert_close(a, b)
+
+
 def assert_same_outputs(model, reference, x, reference_x=None):
     """Every token's features and the logits (SOFT's class token hardly depends on the grid at initialisation, so
     the logits alone would not show a wrong grid)."""
@@ -70,9 +77,7 @@ def test_softmax_on_a_non_square_input_is_timms_vit(img_size):
     x = images(64, 96)
     with torch.no_grad():
         assert_same_outputs(ours, theirs, x)
-        for a, b in zip(ours.forward_intermediates(x)[1], theirs.forward_intermediates(x)[1], strict=True):
-            assert a.shape == (2, 192, 4, 6)
-            assert_close(a, b)
+        assert_same_intermediates(ours, theirs, x, (2, 192, 4, 6))
 
 
 @pytest.mark.parametrize("model", GRID_MODELS.values(), ids=GRID_MODELS.keys())
@@ -86,9 +91,7 @@ def test_dynamic_size_input_is_a_model_built_at_that_size(model, img_size):
     x = images(96, 64)
     with torch.no_grad():
         assert_same_outputs(dynamic, fixed, x)
-        for a, b in zip(dynamic.forward_intermediates(x)[1], fixed.forward_intermediates(x)[1], strict=True):
-            assert a.shape == (2, 192, 6, 4)
-            assert_close(a, b)
+        assert_same_intermediates(dynamic, fixed, x, (2, 192, 6, 4))
         dynamic.set_grad_checkpointing(True)
         assert_same_outputs(dynamic, fixed, x)
 
