@@ -203,3 +203,19 @@ def test_fused_newton_schulz_matches_autograd_through_the_iterations(m, iters):
     assert rel_rms(x_ref, x) < 1e-4 and rel_rms(da_ref, da) < 1e-4, (rel_rms(x_ref, x), rel_rms(da_ref, da))
     if iters <= 3:  # later, the quadratic convergence leaves X0 an influence below fp32's range (1e-70 at 20)
         assert rel_rms(dx0_ref, dx0) < 1e-4, rel_rms(dx0_ref, dx0)
+
+
+@pytest.mark.parametrize(
+    "kind, causal", [(kind, False) for kind in FUSED] + [(kind, True) for kind in FUSED if kind in CAUSAL]
+)
+def test_a_second_derivative_of_a_fused_kernel_raises_instead_of_being_zero(kind, causal):
+    """The fused backward kernels are not differentiable themselves: a gradient penalty through them must fail
+    loudly (the reference path gives the true second derivative), never silently contribute nothing."""
+    q, k, v = (t.to(DEVICE).requires_grad_() for t in make_qkv(kind, 1, 2, 20, 20, 16, 16, dtype=torch.float32))
+    reference = kernels.attention(q, k, v, kind, causal=causal, backend="reference")
+    (grad_q,) = torch.autograd.grad(reference.square().sum(), q, create_graph=True)
+    assert grad_q.requires_grad  # the reference path's second derivative exists
+    out = kernels.attention(q, k, v, kind, causal=causal, backend="triton")
+    (grad_q,) = torch.autograd.grad(out.square().sum(), q, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        grad_q.square().sum().backward()

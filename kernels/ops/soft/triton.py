@@ -15,6 +15,7 @@ import torch
 import triton
 import triton.language as tl
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 from ..common.triton_utils import (
     block_dim,
@@ -371,6 +372,7 @@ class GaussReduce(torch.autograd.Function):
         return _reduce_rows(x, lm, y)
 
     @staticmethod
+    @once_differentiable  # a fused backward: differentiating it again raises, never gives zeros
     def backward(ctx, dt):
         x, lm, y = ctx.saved_tensors
         dt = dt.contiguous()
@@ -388,6 +390,7 @@ class GaussApply(torch.autograd.Function):
         return _apply_rows(x, lm, w, x.dtype)
 
     @staticmethod
+    @once_differentiable  # a fused backward: differentiating it again raises, never gives zeros
     def backward(ctx, dout):
         x, lm, w = ctx.saved_tensors
         dw = _reduce_rows(x, lm, dout)
