@@ -7,9 +7,15 @@ no closer to the photo than a flat image of the photo's mean colour. The photo g
 view's PSNR is below INPUT_VIEW_MIN_PSNR or its gain over that flat image is below INPUT_VIEW_MIN_GAIN
 (measurements behind both numbers: docs/nvs.md, "Photos far from the training data"). A photo of one flat
 colour (a 1×1 image, a blank frame) has nothing to compare: it gets its own notice instead.
+
+A field that renders NaN or Inf (finite but huge weights, from a diverged training run) raises NonFiniteRender
+here, before anything is written; a score that is not finite for any other reason (a perfect reproduction, a flat
+photo's infinite PSNR) is given as None, so the scores always go into strict JSON.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -23,29 +29,50 @@ FLAT_PHOTO_MAX_CONTRAST = 1 / 255  # RMS distance to the mean colour below which
 REAL_DATA_CONFIG = "configs/nvs/nvist_mvimgnet.yaml"  # the recipe to train on real photos (MVImgNet)
 
 
-def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float]:
+class NonFiniteRender(ValueError):
+    """The model rendered NaN or Inf for a photo: its weights, finite but huge (a diverged training run's?), make
+    no usable field."""
+
+
+def check_finite(what: str, *tensors: Tensor) -> None:
+    """NonFiniteRender naming `what` unless every value of `tensors` is finite."""
+    if not all(bool(torch.isfinite(tensor).all()) for tensor in tensors):
+        raise NonFiniteRender(
+            f"the model rendered NaN or Inf {what} for this photo (are its weights from a diverged training run?); "
+            "nothing written"
+        )
+
+
+def input_view_scores(field: RadianceField, image: Tensor) -> dict[str, float | None]:
     """`psnr` of `field` rendered from the input camera against the prepared photo [3, H, W] it was predicted
     from (the model's input size, the field's focal), its `gain` in dB over the photo's mean colour, and the
-    photo's `contrast` (RMS distance of its pixels to that mean colour, 0..1)."""
+    photo's `contrast` (RMS distance of its pixels to that mean colour, 0..1). A score that is not finite (an
+    exact reproduction) is None; a rendered view that is not finite raises NonFiniteRender."""
     _, height, width = image.shape
     camera = dict(fx=field.focal, fy=field.focal, cx=width / 2, cy=height / 2, width=width, height=height)
     rendered = field.render(torch.eye(4)[None], **camera)["rgb"][0].permute(2, 0, 1).cpu()
+    check_finite("colour (its own view)", rendered)
     image = image.cpu().clamp(0, 1)
     score = float(peak_signal_noise_ratio(rendered, image, data_range=1.0))
     flat = image.mean(dim=(1, 2), keepdim=True).expand_as(image)
     contrast = float((image - flat).square().mean().sqrt())
     gain = score - float(peak_signal_noise_ratio(flat, image, data_range=1.0))
-    return {"psnr": round(score, 3), "gain": round(gain, 3), "contrast": round(contrast, 5)}
+    return {"psnr": _rounded(score, 3), "gain": _rounded(gain, 3), "contrast": _rounded(contrast, 5)}
 
 
-def notice(scores: dict[str, float], training_data: str | None) -> str | None:
+def _rounded(value: float, digits: int) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
+
+
+def notice(scores: dict[str, float | None], training_data: str | None) -> str | None:
     """The one-line out-of-distribution notice for input_view_scores, or None when the photo looks familiar."""
     if scores.get("contrast", 1.0) < FLAT_PHOTO_MAX_CONTRAST:
         return (
             f"this photo is one flat colour (RMS contrast {scores['contrast'] * 255:.2f} of 255 levels at the model's "
             "input size): there is no object in it to reconstruct, so the views show only the model's guess"
         )
-    if scores["psnr"] >= INPUT_VIEW_MIN_PSNR and scores["gain"] >= INPUT_VIEW_MIN_GAIN:
+    psnr, gain = scores["psnr"], scores["gain"]  # None: not finite, which a field rendering NaN never reaches
+    if (psnr is None or psnr >= INPUT_VIEW_MIN_PSNR) and (gain is None or gain >= INPUT_VIEW_MIN_GAIN):
         return None
     trained_on = training_data or "data its JSON does not record"
     return (

@@ -2,7 +2,9 @@
 
 Per photo: views/NNN.png, depth/NNN.png + depth.npy, orbit.gif|mp4, mesh.<ext>, points.ply (--points),
 nerfstudio/ (transforms.json + images/) and summary.json, written in a temporary folder beside the target and
-renamed at the end, so the folder appears whole or not at all. This module imports torch and the model; the
+renamed at the end, so the folder appears whole or not at all. A model that renders NaN or Inf for a photo
+(finite but huge weights, from a diverged training run) gets ood.NonFiniteRender and nothing is written; every
+JSON file is strict JSON (a score that is not finite is null). This module imports torch and the model; the
 command line (nvs/render.py) imports it only after its arguments are parsed.
 """
 
@@ -88,6 +90,7 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
     poses, intrinsics = render_cameras(options, model, field.distance, field.focal)
     size = {k: intrinsics[k] for k in ("fx", "fy", "cx", "cy", "width", "height")}
     out = baked.render(poses, **size)
+    ood.check_finite("colour or depth", out["rgb"], out["depth"], out["opacity"])
     rgb, depth, opacity = (out[key].cpu().numpy() for key in ("rgb", "depth", "opacity"))
     lap("render")
 
@@ -128,7 +131,7 @@ def render_photo(photo: torch.Tensor, model: NViST, options: RenderOptions, fold
         ply = "points.ply"
         lap("points")
     transforms = writers.nerfstudio_transforms(poses_world, intrinsics, ply)
-    (folder / "nerfstudio/transforms.json").write_text(json.dumps(transforms, indent=2))
+    (folder / "nerfstudio/transforms.json").write_text(strict_json(transforms))
 
     summary["cameras"] = {
         "convention": "OpenCV camera-to-world (x right, y down, z forward) relative to the input camera; the object "
@@ -190,9 +193,27 @@ def commit(folder: Path, target: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def finite_or_null(value):
+    """`value` (JSON-like: dicts, lists, numbers) with every float that is not finite replaced by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(finite_or_null(item) for item in value)
+    return value
+
+
+def strict_json(value) -> str:
+    """`value` as strict JSON (indented): no NaN or Infinity, which most JSON readers refuse."""
+    return json.dumps(finite_or_null(value), indent=2, allow_nan=False)
+
+
 def write_folder(photo: torch.Tensor, model: NViST, options: RenderOptions, target: Path, head: dict) -> dict:
     """Render into a temporary folder beside `target`, then put it in place (replacing an older one): the folder
-    appears whole or not at all. summary.json is `head` followed by render_photo's summary."""
+    appears whole or not at all. summary.json is `head` followed by render_photo's summary, as strict JSON (a
+    number that is not finite is null). A model that renders NaN or Inf raises ood.NonFiniteRender and leaves
+    nothing behind."""
     check_target(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -202,12 +223,9 @@ def write_folder(photo: torch.Tensor, model: NViST, options: RenderOptions, targ
         raise InputError(f"cannot write to {target.parent}: {error.strerror or error}") from error
     try:
         torch.manual_seed(options.seed)
-        summary = (
-            head
-            | {"device": str(model.mean.device), "seed": options.seed}
-            | render_photo(photo, model, options, folder)
-        )
-        (folder / "summary.json").write_text(json.dumps(summary, indent=2))
+        rendered = render_photo(photo, model, options, folder)
+        summary = finite_or_null(head | {"device": str(model.mean.device), "seed": options.seed} | rendered)
+        (folder / "summary.json").write_text(strict_json(summary))
         commit(folder, target)
         return summary
     except BaseException:
@@ -236,7 +254,8 @@ def render_to_folder(
     RenderOptions()) with `overrides`, the CLI's long options with underscores (views=8, elevation=0.0,
     video="mp4", mesh="glb", points=True, ...); without `model`, the one `checkpoint` names (default: the shipped
     model) is loaded. Returns summary.json's content. Bad options raise ValueError; an unusable photo raises
-    InputError."""
+    InputError; a model that renders NaN or Inf for it (a diverged training run's) raises ood.NonFiniteRender,
+    a ValueError."""
     unknown = set(overrides) - RenderOptions.names()
     if unknown:
         raise ValueError(f"render_to_folder: unknown options {sorted(unknown)}")

@@ -137,7 +137,7 @@ def render_all(images: list[Path], out: Path, options: RenderOptions, say) -> in
                 for warning in summary["warnings"]:
                     say(f"{name}: warning: {path}: {warning}", True)
                 say(f"{path} -> {target}/", False)
-            except InputError as error:
+            except (InputError, outputs.ood.NonFiniteRender) as error:
                 failed += 1
                 say(f"{name}: error: {path}: {error}", True)
             except Exception as error:  # one bad photo must not stop the others

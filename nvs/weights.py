@@ -11,7 +11,7 @@ import torch
 
 from common.cli import OneLineParser, print_error
 from common.files import save_weights_and_config
-from vision.checkpoint import read_weights_and_config
+from vision.checkpoint import check_finite, error_line, load_exactly, read_weights_and_config
 
 from .model.nvist import NViST, NViSTConfig
 
@@ -35,7 +35,9 @@ def save_model(model: NViST, path: str | Path) -> Path:
 
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> NViST:
     """A trained model from `path` (safetensors + JSON config); without a path, the default model shipped in
-    the package, or, if none ships yet, a randomly initialised tiny model (with a warning saying so)."""
+    the package, or, if none ships yet, a randomly initialised tiny model (with a warning saying so). A file
+    whose config, tensors' names or shapes do not fit, or whose weights hold NaN or Inf, raises a one-line
+    ValueError naming it."""
     if path is None:
         if not DEFAULT_WEIGHTS.exists():
             warnings.warn(
@@ -44,30 +46,66 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
             )
             return NViST(NViSTConfig(**TINY)).eval().to(device)
         path = DEFAULT_WEIGHTS
+    path = Path(path)
     state, settings = read_weights_and_config(path, {f.name for f in fields(NViSTConfig)})
-    model = NViST(NViSTConfig(**settings))
+    model = _build(settings, path.with_suffix(".json"))
+    return load_exactly(model, state, path, "an NViST model").eval().to(device)
+
+
+def _build(settings: dict, source: str | Path) -> NViST:
+    """NViST(NViSTConfig(**settings)), or a one-line ValueError naming `source` (where the settings came from)."""
     try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint: {path} does not fit its config: {error}") from error
-    return model.eval().to(device)
+        return NViST(NViSTConfig(**settings))
+    except (TypeError, ValueError, AssertionError, RuntimeError) as error:
+        reason = error_line(error) or type(error).__name__
+        raise ValueError(f"checkpoint: {source} does not describe an NViST model: {reason}") from error
+
+
+def _package_of(hyper: dict) -> str | None:
+    """Which package's Lightning module wrote hyper-parameters `hyper`, when they say ("vision", "reid"), else None."""
+    module = hyper.get("_class_path")
+    if isinstance(module, str) and module.split(".")[0] in ("vision", "reid", "nvs"):
+        return module.split(".")[0]
+    if "trunk" in hyper or "source_checkpoint" in hyper:
+        return "reid"
+    if isinstance(hyper.get("model"), str) or "model_kwargs" in hyper:
+        return "vision"
+    return None
 
 
 def model_from_checkpoint(path: str | Path) -> NViST:
-    """The NViST network of a Lightning checkpoint written by `python -m nvs fit` (read with weights_only)."""
+    """The NViST network of a Lightning checkpoint written by `python -m nvs fit` (read with weights_only). A file
+    that is not one (another package's checkpoint, a broken one) or whose weights hold NaN or Inf raises a
+    one-line ValueError naming it."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        settings = checkpoint["hyper_parameters"].get("model") or {}
-        state = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+        hyper, weights = checkpoint["hyper_parameters"], checkpoint["state_dict"]
+        if not isinstance(hyper, dict) or not isinstance(weights, dict):
+            raise TypeError("its hyper_parameters or state_dict is not a mapping")
     except Exception as error:
-        reason = f"{type(error).__name__}: {error}"
+        reason = f"{type(error).__name__}: {error_line(error)}"
         raise ValueError(f"checkpoint: {path} is not an NViST Lightning checkpoint ({reason})") from error
-    model = NViST(NViSTConfig(**settings))
-    model.load_state_dict(state, strict=True)
-    return model.eval()
+    package = _package_of(hyper)
+    if package not in (None, "nvs"):
+        written_by = hyper.get("_class_path") or f"a {package} training run"
+        raise ValueError(
+            f"checkpoint: {path} is not an NViST checkpoint: it looks like a {package} one (hyper-parameters of "
+            f"{written_by})"
+        )
+    settings = hyper.get("model") or {}
+    state = {k.removeprefix("net."): v for k, v in weights.items() if isinstance(k, str) and k.startswith("net.")}
+    if not isinstance(settings, dict):
+        raise ValueError(
+            f"checkpoint: {path} is not an NViST checkpoint: its hyper-parameter 'model' is "
+            f"{type(settings).__name__} {settings!r:.40}, not NViST settings"
+        )
+    if not state:
+        raise ValueError(f"checkpoint: {path} is not an NViST checkpoint: it holds no 'net.' tensors")
+    check_finite(state, path)
+    return load_exactly(_build(settings, path), state, path, "an NViST model").eval()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,15 @@
 
 Nothing is unpickled beyond tensors (safetensors, or torch.load with weights_only=True). Keys are matched
 after stripping wrapper prefixes ("module.", "model.", "net.", "encoder."); absolute position embeddings
-of another grid size are resampled; everything that does not match is reported and left as it was.
+of another grid size are resampled; everything that does not match is reported and left as it was. A checkpoint
+none of whose tensors fits the model (another model's) is an error; one that fills less than half of the model is
+loaded with a warning.
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,7 +61,62 @@ def read_weights_and_config(path: str | Path, known: set[str]) -> tuple[dict[str
         state = load_file(str(path))
     except Exception as error:
         raise ValueError(f"checkpoint: cannot read {path}: {type(error).__name__}: {error}") from error
+    check_finite(state, path)
     return state, settings
+
+
+def check_finite(state: dict[str, Tensor], path: str | Path) -> None:
+    """A ValueError naming `path` and the first tensor of `state` that holds NaN or Inf (a diverged run's)."""
+    for name, tensor in state.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            kind = "NaN" if bool(torch.isnan(tensor).any()) else "Inf"
+            raise ValueError(f"checkpoint: {path}: tensor {name!r} holds {kind} (from a diverged training run?)")
+
+
+def error_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message, first line only, cut to `limit` characters (PyTorch's are pages long)."""
+    lines = str(error).strip().splitlines()
+    line = lines[0].strip() if lines else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def load_exactly(model: nn.Module, state: dict[str, Tensor], path: str | Path, what: str) -> nn.Module:
+    """`model` with `state` loaded strictly, or a one-line ValueError naming `path` and saying what does not fit
+    (a few names of each kind); `what` names the model ("an NViST model") for the hint when most is missing."""
+    problem = _mismatch(model.state_dict(), state, what)
+    if problem is None:
+        try:
+            model.load_state_dict(state, strict=True)
+            return model
+        except RuntimeError as error:
+            problem = error_line(error)
+    raise ValueError(f"checkpoint: {path} does not fit its config: {problem}")
+
+
+def _mismatch(own: dict[str, Tensor], state: dict[str, Tensor], what: str) -> str | None:
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    shapes = [key for key in own if key in state and tuple(state[key].shape) != tuple(own[key].shape)]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensor{'s' * (len(missing) != 1)} missing ({_names(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_names(unexpected)})")
+    if shapes:
+        key, more = shapes[0], ", ..." * (len(shapes) > 1)
+        parts.append(
+            f"{len(shapes)} of the wrong shape ({_names([key])}: {list(state[key].shape)} in the file, "
+            f"{list(own[key].shape)} in the model{more})"
+        )
+    if not parts:
+        return None
+    hint = f": not {what}?" if len(missing) > len(own) / 2 else ""
+    return " and ".join(parts) + hint
+
+
+def _names(keys: list[str], shown: int = 2) -> str:
+    listed = [key if len(key) <= 60 else key[:57] + "..." for key in keys[:shown]]
+    return ", ".join(listed + (["..."] if len(keys) > shown else []))
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -107,7 +165,10 @@ def _resample_pos_embed(model: nn.Module, value: Tensor, target: Tensor) -> Tens
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, *, verbose: bool = True) -> LoadReport:
-    """Copy every checkpoint tensor whose name and shape match the model's; return what was done."""
+    """Copy every checkpoint tensor whose name and shape match the model's; return what was done.
+
+    Raises ValueError when no tensor matches (a checkpoint of another model: loading it would silently leave the
+    model as initialised), and warns (UserWarning) when fewer than half of the model's tensors were copied."""
     state = read_state_dict(path)
     for name, module in model.named_modules():
         adapt = getattr(module, "adapt_state_dict", None)
@@ -128,8 +189,22 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, verbose: bool = True)
             continue
         accepted[key] = value
         report.copied.append(key)
+    name = type(model).__name__
+    if own and not accepted:
+        key, why = next(iter(report.skipped.items()))
+        raise ValueError(
+            f"checkpoint: none of the {len(state)} tensors in {path} matches one of {name}'s {len(own)} by name "
+            f"and shape (e.g. {key}: {why}); is it a checkpoint of another model?"
+        )
     model.load_state_dict(accepted, strict=False)
     report.missing = [key for key in own if key not in accepted]
     if verbose:
-        log.info("loaded %s into %s:\n%s", path, type(model).__name__, report)
+        log.info("loaded %s into %s:\n%s", path, name, report)
+    if len(accepted) < len(own) / 2:
+        warnings.warn(
+            f"checkpoint: {path} filled only {len(accepted)} of {name}'s {len(own)} tensors; the other "
+            f"{len(report.missing)} stay as initialised ({len(report.skipped)} of the file's skipped)",
+            UserWarning,
+            stacklevel=2,
+        )
     return report

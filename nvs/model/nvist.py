@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, fields
 
 import timm
 import torch
@@ -56,6 +57,7 @@ class NViSTConfig:
     training_data: str | None = None
 
     def __post_init__(self):
+        self._check_types()
         if self.field_resolution % self.token_patch:
             raise ValueError(
                 f"field_resolution {self.field_resolution} must be a multiple of token_patch {self.token_patch}"
@@ -63,6 +65,32 @@ class NViSTConfig:
         for name in ("image_height", "image_width"):
             if getattr(self, name) % self.patch_size:
                 raise ValueError(f"{name} {getattr(self, name)} must be a multiple of patch_size {self.patch_size}")
+
+    def _check_types(self) -> None:
+        """Each field of its declared type (an int is not a bool, a float is any finite non-bool number), sizes at
+        least 1: a ValueError naming the field, not a TypeError deep inside the model."""
+        for item in fields(self):
+            value, kind = getattr(self, item.name), _FIELD_TYPES[str(item.type)]
+            if kind is None and value is None:
+                continue
+            if (kind in (int, float) and isinstance(value, bool)) or not isinstance(value, _ACCEPTED[kind]):
+                raise ValueError(f"{item.name}: expected {_WORDS[kind]}, got {type(value).__name__} {value!r:.60}")
+            if kind is float and not math.isfinite(value):
+                raise ValueError(f"{item.name}: expected a finite number, got {value!r}")
+            if item.name in _AT_LEAST_ONE and value < 1:
+                raise ValueError(f"{item.name}: expected at least 1, got {value}")
+            if kind is int and value < 0:
+                raise ValueError(f"{item.name}: expected 0 or more, got {value}")
+
+
+# NViSTConfig's annotations (strings, under `from __future__ import annotations`) -> the type each value must have
+_FIELD_TYPES = {"int": int, "float": float, "str": str, "dict": dict, "str | None": None}
+_ACCEPTED = {int: int, float: (int, float), str: str, dict: dict, None: str}
+_WORDS = {int: "an integer", float: "a number", str: "a string", dict: "a mapping", None: "a string or null"}
+_AT_LEAST_ONE = {
+    "image_height", "image_width", "patch_size", "encoder_dim", "encoder_heads", "decoder_dim", "decoder_heads",
+    "field_resolution", "field_channels", "density_channels", "token_patch", "colour_hidden", "samples",
+}  # fmt: skip
 
 
 @dataclass

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from common.files import save_weights_and_config
-from vision.checkpoint import read_weights_and_config
+from vision.checkpoint import error_line, load_exactly, read_weights_and_config
 
 from .core_reid import CoreReIDNet
 
@@ -135,13 +135,16 @@ def save_model(model: ReIDModel | CoreReIDNet, path: str | Path) -> Path:
 
 
 def read_model_files(path: str | Path) -> tuple[dict[str, Tensor], dict]:
-    """The tensors of a saved model and its constructor settings (from `<path>.json`), checked but not built."""
+    """The tensors of a saved model and its constructor settings (from `<path>.json`), checked but not built:
+    weights holding NaN or Inf raise a one-line ValueError naming the file and the first such tensor."""
     return read_weights_and_config(path, _CONFIG_KEYS)
 
 
 def load_model(path: str | Path | None = None, *, device: str | torch.device = "cpu") -> ReIDModel:
     """A trained model from `path` (safetensors + JSON config), in eval mode; without a path, the default model
-    shipped in the package, or, if none ships yet, a randomly initialised tiny model (with a warning)."""
+    shipped in the package, or, if none ships yet, a randomly initialised tiny model (with a warning). A file
+    whose config, tensors' names or shapes do not fit, or whose weights hold NaN or Inf, raises a one-line
+    ValueError naming it."""
     if path is None:
         if not DEFAULT_WEIGHTS.exists():
             warnings.warn(
@@ -155,11 +158,10 @@ def load_model(path: str | Path | None = None, *, device: str | torch.device = "
     try:
         net = CoreReIDNet(**settings)
     except Exception as error:
-        raise ValueError(f"checkpoint: {Path(path).with_suffix('.json')} does not describe a model: {error}") from error
-    try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as error:
-        raise ValueError(f"checkpoint: {path} does not fit its config: {error}") from error
+        reason = error_line(error) or type(error).__name__
+        config = Path(path).with_suffix(".json")
+        raise ValueError(f"checkpoint: {config} does not describe a model: {reason}") from error
+    load_exactly(net, state, path, "a re-id model")
     return ReIDModel(net).eval().to(device)
 
 

@@ -32,9 +32,13 @@ class ImageClassifier(L.LightningModule):
         self.save_hyperparameters()
         self.net = timm.create_model(model, num_classes=num_classes, **(model_kwargs or {}))
         if checkpoint:
+            from lightning.pytorch.utilities import rank_zero_info
+
             from ..checkpoint import load_checkpoint
 
-            load_checkpoint(self.net, checkpoint)
+            # raises ValueError for another model's checkpoint, warns when it fills less than half of the model
+            report = load_checkpoint(self.net, checkpoint)
+            rank_zero_info(f"checkpoint {checkpoint}: {str(report).splitlines()[0]}")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes)
         self.test_acc = MulticlassAccuracy(num_classes=num_classes)
 
