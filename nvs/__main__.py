@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from vision.__main__ import DescribedCLI, cli_kwargs
+from vision.__main__ import DescribedCLI, cli_kwargs, run
 
 from .data.datamodule import NViSTData
 from .training import NViSTModule
@@ -15,12 +15,12 @@ DESCRIPTION = (
 
 
 def main(args=None) -> None:
-    DescribedCLI(
-        NViSTModule,
-        NViSTData,
-        save_config_kwargs={"overwrite": True},
-        parser_kwargs=cli_kwargs("nvs", "nvs", DESCRIPTION, "nvs"),
-        args=args,
+    parser_kwargs = cli_kwargs("nvs", "nvs", DESCRIPTION, "nvs")
+    run(
+        lambda: DescribedCLI(
+            NViSTModule, NViSTData, save_config_kwargs={"overwrite": True}, parser_kwargs=parser_kwargs, args=args
+        ),
+        parser_kwargs["prog"],
     )
 
 

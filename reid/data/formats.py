@@ -2,7 +2,8 @@
 
 Every reader takes the folder the user names and builds all paths from it. Training pids are relabelled
 0..P-1 (classifier targets); query and gallery keep the dataset's own pids (only equality matters there).
-Camera ids are 0-based. A malformed folder raises ValueError naming the path and what was expected.
+Camera ids are 0-based. A root that is not a folder raises NotADirectoryError, a malformed folder ValueError, each
+naming the path and what was expected.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _locate(root: str | Path, marker: str, parents: Sequence[str], dataset: str)
     """The folder holding `marker`: root itself or root/<one of parents>."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"root: {root} is not a folder (expected the {dataset} dataset folder)")
+        raise NotADirectoryError(f"root: {root} is not a folder (expected the {dataset} dataset folder)")
     for folder in (root, *(root / p for p in parents)):
         if (folder / marker).exists():
             return folder
@@ -166,7 +167,7 @@ def read_folder(root: str | Path) -> ReIDSplits:
     marks junk and is dropped. Any other image name is an error that names the file."""
     root = Path(root)
     if not root.is_dir():
-        raise ValueError(f"root: {root} is not a folder (expected {root}/train, query and gallery)")
+        raise NotADirectoryError(f"root: {root} is not a folder (expected {root}/train, query and gallery)")
     expected = "images named <pid>_c<cam>_<anything>.<ext>, e.g. 12_c3_frame0045.jpg"
     splits = {
         name: _read_named_images(root / name, _FOLDER_NAME, expected, True) for name in ("train", "query", "gallery")

@@ -47,7 +47,7 @@ def test_market1501_errors(tmp_path):
     root = make_market(tmp_path / "market")
     with pytest.raises(ValueError, match="bounding_box_train"):
         read_market1501(tmp_path)
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(NotADirectoryError, match="not a folder"):
         read_market1501(tmp_path / "nowhere")
     jpeg(root / "query" / "person.jpg")
     with pytest.raises(ValueError, match="person.jpg"):
@@ -177,7 +177,7 @@ def test_folder(tmp_path):
     jpeg(tmp_path / "query" / "frame_0001.jpg")
     with pytest.raises(ValueError, match="frame_0001.jpg"):
         read_folder(tmp_path)
-    with pytest.raises(ValueError, match="not a folder"):
+    with pytest.raises(NotADirectoryError, match="not a folder"):
         read_folder(tmp_path / "missing")
 
 
