@@ -8,10 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from vision.checkpoint import check_finite
+
 
 def read_network(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Network weights and config from a saved inference model (.safetensors) or a Lightning checkpoint: a
-    stage-1 one (its network) or a stage-2 one (its EMA teacher, CORE-ReID's inference model)."""
+    stage-1 one (its network) or a stage-2 one (its EMA teacher, CORE-ReID's inference model). Weights holding NaN
+    or Inf (a diverged run's) raise a ValueError naming the file and the tensor."""
     file = Path(path)
     if not file.is_file():
         raise FileNotFoundError(f"checkpoint: no such file {file}")
@@ -30,4 +33,5 @@ def read_network(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
         raise ValueError(f"checkpoint {file}: not a stage-1 or stage-2 checkpoint ({reason})") from error
     if not weights:
         raise ValueError(f"checkpoint {file}: holds neither a stage-1 network nor a stage-2 teacher")
+    check_finite(weights, file)
     return weights, config

@@ -11,6 +11,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 import reid
+from reid.engine.checkpoints import read_network
 from reid.models.core_reid import CoreReIDNet
 from reid.models.inference import read_model_files, save_model
 from reid.search import main as search
@@ -83,3 +84,21 @@ def test_tensors_that_do_not_fit_give_one_short_line(saved, kind):
         reid.load_model(saved)
     message = one_line(caught.value)
     assert str(saved) in message and expected in message
+
+
+def test_a_lightning_checkpoint_holding_nan_is_refused_before_stage_2_starts_from_it(tmp_path):
+    """read_network reads stage 1's checkpoint for stage 2 and for export: a diverged one names its tensor."""
+    net = CoreReIDNet("resnet_reid_tiny", input_size=(H, W))
+    state = {f"net.{k}": v.clone() for k, v in net.state_dict().items()}
+    state["net.trunk.conv1.weight"][0, 0, 0, 0] = float("nan")
+    hyper = {"trunk": "resnet_reid_tiny", "trunk_kwargs": None, "input_size": (H, W)}
+    torch.save({"hyper_parameters": hyper, "state_dict": state}, tmp_path / "stage1.ckpt")
+    with pytest.raises(ValueError, match="trunk.conv1.weight") as caught:
+        read_network(str(tmp_path / "stage1.ckpt"))
+    assert str(tmp_path / "stage1.ckpt") in one_line(caught.value) and "NaN" in str(caught.value)
+    state["net.trunk.conv1.weight"][0, 0, 0, 0] = 0.0
+    torch.save({"hyper_parameters": hyper, "state_dict": state}, tmp_path / "stage1.ckpt")
+    weights, config = read_network(str(tmp_path / "stage1.ckpt"))
+    assert config["trunk"] == "resnet_reid_tiny" and torch.equal(
+        weights["trunk.conv1.weight"], state["net.trunk.conv1.weight"]
+    )
