@@ -107,6 +107,13 @@ def _validate(q, k, v, kind, causal, scale, backend, options):
     return spec, resolved
 
 
+# What SDPA runs on each device type (it picks among these by dtype, shape and GPU).
+_SDPA_KERNELS = {
+    "cuda": "FlashAttention, cuDNN or memory-efficient kernels on the GPU",
+    "cpu": "its fused CPU kernel, or the plain math path",
+}
+
+
 def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[str, Any], causal: bool) -> Plan:
     if backend == "reference":
         return Plan("reference", "backend='reference' was requested")
@@ -116,7 +123,8 @@ def _plan(spec, kind: str, q: Tensor, v: Tensor, backend: str, resolved: dict[st
             raise ValueError(f"backend: 'triton' cannot run this call: {blocker}")
         return Plan("triton", "backend='triton' was requested")
     if spec.sdpa:
-        return Plan("sdpa", f"{kind} on 'auto' uses torch SDPA (FlashAttention/cuDNN/memory-efficient kernels)")
+        kernels = _SDPA_KERNELS.get(_device_type(q), f"its {q.device.type} kernel")
+        return Plan("sdpa", f"{kind} on 'auto' uses torch SDPA ({kernels})")
     if _device_type(q) != "cuda":
         return Plan("reference", f"tensors on {q.device}: the fused kernels run on CUDA (the interpreter is for tests)")
     if blocker:

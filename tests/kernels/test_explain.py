@@ -20,6 +20,16 @@ def test_softmax_auto_is_sdpa():
     assert kernels.explain(*qkv(), "softmax").path == "sdpa"
 
 
+def test_sdpa_reason_names_what_runs_on_the_tensors_device(monkeypatch):
+    """On the CPU the reason does not promise FlashAttention or cuDNN, which exist only on the GPU."""
+    import kernels.api as api
+
+    on_cpu = kernels.explain(*qkv(), "softmax").reason
+    assert "CPU" in on_cpu and "Flash" not in on_cpu and "cuDNN" not in on_cpu
+    monkeypatch.setattr(api, "_device_type", lambda t: "cuda")
+    assert "cuDNN" in kernels.explain(*qkv(), "softmax").reason
+
+
 @pytest.mark.parametrize("kind", [k for k in kernels.KINDS if k != "softmax"])
 def test_auto_on_cpu_is_reference(kind):
     plan = kernels.explain(*qkv(), kind)
