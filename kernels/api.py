@@ -51,14 +51,16 @@ def attention(
     Formulas and options: docs/kernels.md. fp16/bf16 inputs are computed with fp32 accumulation and
     the result is returned in q's dtype. `backend`: "reference" (plain PyTorch, any device, autograd),
     "triton" (fused forward and backward kernels; CUDA, or CPU under TRITON_INTERPRET=1) or "auto"
-    (the fastest correct path for the device; `explain` says which). Bad arguments raise ValueError or
-    TypeError naming the argument, what was given and what is expected.
+    (the fastest correct path for the device; `explain` says which). B, H or Nq of 0 give the empty result.
+    Bad arguments raise ValueError or TypeError naming the argument, what was given and what is expected.
     """
     if torch.compiler.is_compiling():  # torch.compile sees one opaque custom op (kernels/custom_op.py)
         out = compiled_attention(q, k, v, kind, causal=causal, scale=scale, backend=backend, **options)
         if out is not None:
             return out
     spec, resolved = _validate(q, k, v, kind, causal, scale, backend, options)
+    if q.numel() == 0:  # no batch, head or query: the empty result SDPA also gives, still part of the graph
+        return q.new_zeros(*q.shape[:-1], v.shape[-1]) + 0 * (q.sum() + k.sum() + v.sum())
     plan = _plan(spec, kind, q, v, backend, resolved, causal)
     if plan.path == "sdpa":
         return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=resolved["scale"])
@@ -211,8 +213,8 @@ def _check_tensors(q: object, k: object, v: object) -> None:
             )
         if t.dim() != 4:
             raise ValueError(f"{name}: expected a 4-D tensor [B, H, N, D], got shape {tuple(t.shape)}")
-        if 0 in t.shape:
-            raise ValueError(f"{name}: expected every dimension >= 1, got shape {tuple(t.shape)}")
+        if t.shape[-1] == 0:
+            raise ValueError(f"{name}: expected a head dim >= 1, got shape {tuple(t.shape)}")
     for name in ("k", "v"):
         t = named[name]
         if t.dtype != q.dtype:
@@ -229,6 +231,8 @@ def _check_tensors(q: object, k: object, v: object) -> None:
         raise ValueError(f"k: expected head dim {q.shape[-1]} like q, got {k.shape[-1]} (shape {tuple(k.shape)})")
     if v.shape[-2] != k.shape[-2]:
         raise ValueError(f"v: expected {k.shape[-2]} tokens like k, got {v.shape[-2]} (shape {tuple(v.shape)})")
+    if k.shape[-2] == 0 and q.shape[-2] > 0:
+        raise ValueError(f"k: expected >= 1 key for {q.shape[-2]} queries, got shape {tuple(k.shape)}")
 
 
 def _check_scale(scale: object) -> float:

@@ -28,8 +28,8 @@ class Option:
 
 
 def _log_keys(q, k) -> float:
-    """FlashSigmoid's default bias, −ln(Nk)."""
-    return -math.log(k.shape[-2])
+    """FlashSigmoid's default bias, −ln(Nk) (0 without keys, where nothing is computed)."""
+    return -math.log(max(k.shape[-2], 1))
 
 
 @dataclass(frozen=True)

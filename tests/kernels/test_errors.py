@@ -64,9 +64,14 @@ def test_mismatched_key_value_tokens():
     raises(ValueError, "v:", "8 tokens", "got 5", args=(q, k, torch.randn(1, 2, 5, 16), "softmax"))
 
 
-def test_empty_sequence():
+def test_no_keys_for_some_queries():
     q, k, v = qkv(nk=0)
-    raises(ValueError, "k:", ">= 1", args=(q, k, v, "softmax"))
+    raises(ValueError, "k:", ">= 1 key", "8 queries", args=(q, k, v, "softmax"))
+
+
+def test_a_zero_head_dim():
+    q, k, v = qkv()
+    raises(ValueError, "q:", "head dim >= 1", args=(q[..., :0], k[..., :0], v, "softmax"))
 
 
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bool, torch.uint8])

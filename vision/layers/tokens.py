@@ -52,7 +52,7 @@ def tokens_to_grid(x: Tensor, layout: TokenLayout) -> Tensor:
 def grid_to_tokens(grid: Tensor, layout: TokenLayout) -> Tensor:
     """[B, C, h, w] -> grid tokens [B, n, C] at the layout's positions."""
     B, C = grid.shape[:2]
-    flat = grid.reshape(B, C, -1).transpose(1, 2)
+    flat = grid.flatten(2).transpose(1, 2)
     if layout.keep is None:
         return flat
     return flat.gather(1, layout.keep[..., None].expand(-1, -1, C))

@@ -158,7 +158,6 @@ class LaViT(VisionTransformer):
         if output_fmt not in ("NCHW", "NLC"):
             raise ValueError(f"output_fmt: expected 'NCHW' or 'NLC', got {output_fmt!r}")
         take_indices, max_index = feature_take_indices(len(self.blocks), indices)
-        B = x.shape[0]
         x, layout = self.embed_tokens(x)
         intermediates = []
         for i, block in enumerate(self.blocks[: max_index + 1] if stop_early else self.blocks):
@@ -171,7 +170,7 @@ class LaViT(VisionTransformer):
         intermediates = [y[:, prefix:] for y in intermediates]
         if output_fmt == "NCHW":
             H, W = layout.hw
-            intermediates = [y.reshape(B, H, W, -1).permute(0, 3, 1, 2).contiguous() for y in intermediates]
+            intermediates = [y.unflatten(1, (H, W)).permute(0, 3, 1, 2).contiguous() for y in intermediates]
 
         if output_dict:
             result: dict[str, Any] = {"image_intermediates": intermediates}

@@ -30,7 +30,7 @@ class LePE(nn.Conv2d):
     def forward(self, v: Tensor, layout: TokenLayout) -> Tensor:
         """v [B, H, N, D] -> the grid tokens' encodings [B, n, H·D] (v's token layout is a view: no copy)."""
         B, _, N, _ = v.shape
-        v_tokens = v.transpose(1, 2).reshape(B, N, -1)[:, layout.prefix :]
+        v_tokens = v.transpose(1, 2).flatten(2)[:, layout.prefix :]
         return grid_to_tokens(super().forward(tokens_to_grid(v_tokens, layout)), layout)
 
     def add_to(self, o: Tensor, v: Tensor, layout: TokenLayout) -> Tensor:

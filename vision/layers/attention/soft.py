@@ -57,7 +57,7 @@ class SoftAttention(KernelAttention):
         """Per head, a strided conv over the grid of (scaled) queries, LayerNorm, GELU: [B, H, m, D]."""
         B, H, N, D = q.shape
         per_head = layout.repeated(H)
-        grid = tokens_to_grid(q[:, :, layout.prefix :].reshape(B * H, -1, D), per_head)  # [B·H, D, h, w]
+        grid = tokens_to_grid(q[:, :, layout.prefix :].flatten(0, 1), per_head)  # [B·H, D, h, w]
         h, w = layout.hw
         ratio = min(self.landmark_ratio, h, w)
         weight = self.landmark_conv.weight
@@ -65,13 +65,13 @@ class SoftAttention(KernelAttention):
             weight = F.adaptive_avg_pool2d(weight, ratio) * (self.landmark_ratio / ratio) ** 2
         pooled = F.conv2d(grid, weight, stride=ratio)  # [B·H, D, h', w']
         landmarks = self.landmark_norm(pooled.flatten(2).transpose(1, 2))
-        return F.gelu(landmarks).reshape(B, H, -1, D)
+        return F.gelu(landmarks).unflatten(0, (B, H))
 
     def _v_conv(self, v: Tensor, layout: TokenLayout) -> Tensor:
         """DWConv(V): one k×k kernel per head, shared by the head's channels; prefix tokens get none."""
         B, H, N, D = v.shape
-        tokens = v[:, :, layout.prefix :].permute(0, 3, 2, 1).reshape(B * D, -1, H)  # [B·D, n, H]
+        tokens = v[:, :, layout.prefix :].permute(0, 3, 2, 1).flatten(0, 1)  # [B·D, n, H]
         per_channel = layout.repeated(D)
         conv = grid_to_tokens(self.v_conv(tokens_to_grid(tokens, per_channel)), per_channel)  # [B·D, n, H]
-        conv = conv.reshape(B, D, -1, H).permute(0, 3, 2, 1)
+        conv = conv.unflatten(0, (B, D)).permute(0, 3, 2, 1)
         return F.pad(conv, (0, 0, layout.prefix, 0))
