@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from common.files import current_umask
+from common.images import open_image
 
 from . import cameras, ood, writers
 from .baked import BakedField
@@ -33,9 +34,15 @@ from .model.nvist import NViST
 from .options import ORBIT_SECONDS, RenderOptions
 from .weights import DEFAULT_WEIGHTS, load_model
 
+# A photo is decoded with at least this many pixels a side (JPEGs at a reduced DCT scale, when that keeps it): far
+# more than any model input, so the antialiased resize to it sees the same image, but a 200-megapixel JPEG
+# decodes in a fraction of the time and memory, and Pillow's decompression-bomb limit does not refuse it.
+PHOTO_MIN_SIDE = 1024
+
 
 def read_photo(path: Path, background: tuple[float, float, float]) -> torch.Tensor:
-    """[3, H, W] in 0..1, or InputError with a one-line reason."""
+    """[3, H, W] in 0..1 (a large JPEG decoded at a reduced scale, see PHOTO_MIN_SIDE), or InputError with a
+    one-line reason."""
     if not path.exists():
         raise InputError("no such file")
     if path.is_dir():
@@ -43,7 +50,7 @@ def read_photo(path: Path, background: tuple[float, float, float]) -> torch.Tens
     if path.stat().st_size == 0:
         raise InputError("empty file (0 bytes)")
     try:
-        return load_rgb(path, background)
+        return load_rgb(open_image(path, at_least=PHOTO_MIN_SIDE), background)
     except (ValueError, OSError) as error:
         raise InputError(f"not a readable image ({error.__cause__ or error})") from error
 
