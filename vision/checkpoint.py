@@ -169,7 +169,17 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, verbose: bool = True)
 
     Raises ValueError when no tensor matches (a checkpoint of another model: loading it would silently leave the
     model as initialised), and warns (UserWarning) when fewer than half of the model's tensors were copied."""
-    state = read_state_dict(path)
+    accepted, report = matching_tensors(model, read_state_dict(path), path)
+    model.load_state_dict(accepted, strict=False)
+    if verbose:
+        log.info("loaded %s into %s:\n%s", path, type(model).__name__, report)
+    return report
+
+
+def matching_tensors(model: nn.Module, state: dict[str, Tensor], source: str | Path) -> tuple[dict, LoadReport]:
+    """The tensors of `state` (from `source`) that fit `model` by name and shape, after the model's own
+    adapt_state_dict hooks and position-embedding resampling, and the report of what fits. ValueError when
+    nothing does; a UserWarning when they fill less than half of the model."""
     for name, module in model.named_modules():
         adapt = getattr(module, "adapt_state_dict", None)
         if adapt is not None:
@@ -193,18 +203,15 @@ def load_checkpoint(model: nn.Module, path: str | Path, *, verbose: bool = True)
     if own and not accepted:
         key, why = next(iter(report.skipped.items()))
         raise ValueError(
-            f"checkpoint: none of the {len(state)} tensors in {path} matches one of {name}'s {len(own)} by name "
+            f"checkpoint: none of the {len(state)} tensors in {source} matches one of {name}'s {len(own)} by name "
             f"and shape (e.g. {key}: {why}); is it a checkpoint of another model?"
         )
-    model.load_state_dict(accepted, strict=False)
     report.missing = [key for key in own if key not in accepted]
-    if verbose:
-        log.info("loaded %s into %s:\n%s", path, name, report)
     if len(accepted) < len(own) / 2:
         warnings.warn(
-            f"checkpoint: {path} filled only {len(accepted)} of {name}'s {len(own)} tensors; the other "
+            f"checkpoint: {source} filled only {len(accepted)} of {name}'s {len(own)} tensors; the other "
             f"{len(report.missing)} stay as initialised ({len(report.skipped)} of the file's skipped)",
             UserWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return report
+    return accepted, report

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from ..layers import get_attn_layer
 from ..layers.attention import SoftAttention
-from .pretrained_cfg import imagenet_cfgs
+from .pretrained_cfg import imagenet_cfgs, local_weights_only, matching_filter
 
 GLOBAL_POOLS = ("avg", "max", "avgmax", "")  # timm's SelectAdaptivePool2d names; '' = no pooling
 
@@ -328,14 +328,16 @@ default_cfgs = imagenet_cfgs(("nalaformer_t", "nalaformer_s", "mala_t", "soft_ti
 def _create(variant: str, pretrained: bool, defaults: dict, **kwargs) -> HiLaViT:
     """The variant with `defaults` (its shape), overridden by the caller's `kwargs`."""
     kwargs = {**defaults, **kwargs}
-    if pretrained:
-        raise ValueError(
-            f"pretrained: {variant} has no downloadable weights (nothing is fetched at run time); create it with "
-            "pretrained=False and load a local file with vision.load_checkpoint(model, path)"
-        )
+    local_weights_only(variant, pretrained, kwargs)
     out_indices = kwargs.pop("out_indices", (0, 1, 2, 3))
     return build_model_with_cfg(
-        HiLaViT, variant, pretrained, feature_cfg=dict(out_indices=out_indices, flatten_sequential=True), **kwargs
+        HiLaViT,
+        variant,
+        pretrained,
+        pretrained_filter_fn=matching_filter(),
+        pretrained_strict=False,  # the filter keeps only what fits, and logs what it left initialised
+        feature_cfg=dict(out_indices=out_indices, flatten_sequential=True),
+        **kwargs,
     )
 
 

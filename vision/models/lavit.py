@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from ..layers import KernelAttention, TokenLayout, bind, get_attn_layer
 from ..layers.attention import LightningAttention, LocalAttention, NormAttention, SoftAttention
-from .pretrained_cfg import imagenet_cfgs
+from .pretrained_cfg import imagenet_cfgs, local_weights_only, matching_filter
 
 LOCAL_LAYERS_FRACTION = 0.5  # TransNormer: DiagAttention (local) in the first half, NormAttention after
 
@@ -194,17 +194,14 @@ default_cfgs = imagenet_cfgs(
 
 
 def _create(variant: str, pretrained: bool, **kwargs) -> LaViT:
-    if pretrained:
-        raise ValueError(
-            f"pretrained: {variant} has no downloadable weights (nothing is fetched at run time); create it with "
-            "pretrained=False and load a local file with vision.load_checkpoint(model, path)"
-        )
+    local_weights_only(variant, pretrained, kwargs)
     out_indices = kwargs.pop("out_indices", 3)
     return build_model_with_cfg(
         LaViT,
         variant,
         pretrained,
-        pretrained_filter_fn=checkpoint_filter_fn,
+        pretrained_filter_fn=matching_filter(checkpoint_filter_fn),
+        pretrained_strict=False,  # the filter keeps only what fits, and logs what it left initialised
         feature_cfg=dict(out_indices=out_indices, feature_cls="getter"),
         **kwargs,
     )
