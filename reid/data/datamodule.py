@@ -16,11 +16,13 @@ from common.images import DecodedOnce
 from .camstyle import match_renders
 from .datasets import CamStyleImages, ReIDImages, read_image, test_transform, train_transform
 from .formats import DATASETS, ReIDSplits, Sample, read_dataset, split_held_out
-from .sampler import IdentitySampler, PseudoLabelSampler
+from .sampler import IdentitySampler, PseudoLabelSampler, _world
 
 
 class _RandomSampler(Sampler[int]):
-    """num_samples indices, each pass over the dataset a fresh permutation; the order depends on (seed, epoch)."""
+    """num_samples indices, each pass over the dataset a fresh permutation; the order depends on (seed, epoch).
+    Under torch.distributed every process draws the same stream of num_samples x world indices and keeps every
+    world-th from its rank, so the processes see different images (together, whole passes over the dataset)."""
 
     def __init__(self, size: int, num_samples: int, seed: int = 0):
         self.size, self.num_samples, self.seed, self.epoch = size, num_samples, seed, 0
@@ -32,9 +34,11 @@ class _RandomSampler(Sampler[int]):
         return self.num_samples
 
     def __iter__(self) -> Iterator[int]:
+        world, rank = _world()
+        total = self.num_samples * world
         rng = np.random.default_rng([self.seed, self.epoch])
-        passes = [rng.permutation(self.size) for _ in range(math.ceil(self.num_samples / self.size))]
-        return iter(np.concatenate(passes)[: self.num_samples].tolist())
+        passes = [rng.permutation(self.size) for _ in range(math.ceil(total / self.size))]
+        return iter(np.concatenate(passes)[:total][rank::world].tolist())
 
 
 class ReIDData(L.LightningDataModule):

@@ -153,3 +153,23 @@ def test_identity_sampler_pads_with_repeated_batches_when_processes_outnumber_th
         assert len(mine) == len(sampler) == per_rank * 8
         _check_pk(mine, pids, 8, 4)
         assert _batches(mine, 8) == padded[rank::world]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_target_sampler_gives_each_process_other_images(monkeypatch, world):
+    """Stage 1's unlabelled target batches: each process its own part of one shared stream (all processes drew
+    the same images before), every process the same count, and together whole passes over the target set."""
+    import reid.data.datamodule as datamodule
+
+    size, per_process = 10, 8
+    shards = []
+    for rank in range(world):
+        monkeypatch.setattr(datamodule, "_world", lambda rank=rank: (world, rank))
+        shards.append(list(datamodule._RandomSampler(size, per_process, seed=3)))
+    assert [len(shard) for shard in shards] == [per_process] * world
+    stream = [i for step in zip(*shards, strict=True) for i in step]  # dealt back in rank order
+    for start in range(0, len(stream) - size + 1, size):
+        assert sorted(stream[start : start + size]) == list(range(size))  # each pass a permutation
+    assert len({tuple(shard) for shard in shards}) == world
+    monkeypatch.setattr(datamodule, "_world", lambda: (1, 0))
+    assert list(datamodule._RandomSampler(size, per_process * world, seed=3)) == stream  # one process: that stream
