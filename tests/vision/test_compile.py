@@ -9,18 +9,11 @@ import torch
 import vision
 from vision import ATTN_KINDS
 
+from .tiny import TINY_HIERARCHICAL, TINY_VIT
+
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 
-TINY_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)
-TINY_HIERARCHICAL = dict(
-    embed_dims=(16, 16, 32, 32),
-    depths=(1, 1, 1, 1),
-    num_heads=(1, 1, 2, 2),
-    landmark_ratios=(2, 2, 1, 1),
-    head_hidden_size=32,
-    num_classes=5,
-    drop_path_rate=0.0,
-)
+TINY_HIERARCHICAL = TINY_HIERARCHICAL | dict(head_hidden_size=32)
 
 
 @pytest.fixture(autouse=True)

@@ -8,14 +8,13 @@ import torch
 import vision  # noqa: F401  (registers the models)
 from vision import ATTN_KINDS
 
-SMALL_LAVIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, num_classes=5)
-SMALL_HIERARCHICAL = dict(embed_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=5)
+from .tiny import TINY_HIERARCHICAL, TINY_VIT
 
 
 @pytest.mark.parametrize("kind", ATTN_KINDS)
 def test_lavit_with_an_empty_batch(kind):
-    model = timm.create_model("lavit_tiny_patch16_224", attn_kind=kind, **SMALL_LAVIT)
-    reference = timm.create_model("vit_tiny_patch16_224", **SMALL_LAVIT)
+    model = timm.create_model("lavit_tiny_patch16_224", attn_kind=kind, **TINY_VIT)
+    reference = timm.create_model("vit_tiny_patch16_224", **TINY_VIT)
     x = torch.randn(0, 3, 32, 32, requires_grad=True)
     out = model(x)
     assert out.shape == reference(x).shape == (0, 5)
@@ -27,5 +26,5 @@ def test_lavit_with_an_empty_batch(kind):
 
 @pytest.mark.parametrize("name", ["nalaformer_t", "mala_t", "soft_tiny"])
 def test_hierarchical_models_with_an_empty_batch(name):
-    model = timm.create_model(name, **SMALL_HIERARCHICAL)
+    model = timm.create_model(name, **TINY_HIERARCHICAL)
     assert model(torch.randn(0, 3, 64, 64)).shape == (0, 5)

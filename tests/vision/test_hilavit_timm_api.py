@@ -14,13 +14,9 @@ from timm.optim import create_optimizer_v2, param_groups_layer_decay
 import vision
 from vision.models.hilavit import GLOBAL_POOLS
 
-TINY = dict(
-    embed_dims=(16, 16, 32, 32),
-    depths=(1, 2, 1, 1),
-    num_heads=(1, 1, 2, 2),
-    landmark_ratios=(2, 2, 1, 1),
-    drop_path_rate=0.0,
-)
+from .tiny import TINY_HIERARCHICAL
+
+TINY = TINY_HIERARCHICAL | dict(depths=(1, 2, 1, 1), num_classes=1000)
 X = torch.randn(2, 3, 64, 96)
 
 

@@ -9,8 +9,9 @@ from safetensors.torch import save_file
 
 import vision  # noqa: F401  (registers the models)
 
-SMALL_VIT = dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
-SMALL_HIERARCHICAL = dict(embed_dims=(16, 16, 32, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), num_classes=5)
+from .tiny import TINY_HIERARCHICAL, TINY_VIT
+
+SMALL_VIT = TINY_VIT | dict(num_classes=1000)  # the classifier size pretrained_cfg expects
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +59,10 @@ def test_checkpoint_path_loads_strictly(vit_files):
 def test_a_hierarchical_model_round_trips_through_a_file(tmp_path):
     """As for timm's own models, a file with another classifier size says so in the overlay (num_classes)."""
     torch.manual_seed(1)
-    saved = timm.create_model("mala_t", **SMALL_HIERARCHICAL).eval()
+    saved = timm.create_model("mala_t", **TINY_HIERARCHICAL).eval()
     torch.save(saved.state_dict(), tmp_path / "mala.pth")
     overlay = dict(file=str(tmp_path / "mala.pth"), num_classes=5)
-    loaded = timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **SMALL_HIERARCHICAL).eval()
+    loaded = timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **TINY_HIERARCHICAL).eval()
     x = torch.randn(2, 3, 64, 64)
     assert torch.equal(saved(x), loaded(x))
 
@@ -70,12 +71,12 @@ def test_another_models_file_is_an_error_and_a_poor_fit_warns(vit_files, tmp_pat
     _, folder = vit_files
     with pytest.raises(ValueError, match="none of the .* tensors in .*vit.pth"):
         overlay = dict(file=str(folder / "vit.pth"))
-        timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **SMALL_HIERARCHICAL)
-    stem = {k: v for k, v in timm.create_model("mala_t", **SMALL_HIERARCHICAL).state_dict().items() if "stem" in k}
+        timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **TINY_HIERARCHICAL)
+    stem = {k: v for k, v in timm.create_model("mala_t", **TINY_HIERARCHICAL).state_dict().items() if "stem" in k}
     torch.save(stem, tmp_path / "stem.pth")
     with pytest.warns(UserWarning, match="stem.pth filled only"):
         overlay = dict(file=str(tmp_path / "stem.pth"))
-        timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **SMALL_HIERARCHICAL)
+        timm.create_model("mala_t", pretrained=True, pretrained_cfg_overlay=overlay, **TINY_HIERARCHICAL)
 
 
 @pytest.mark.parametrize("name", ["lavit_tiny_patch16_224", "soft_tiny"])
